@@ -1,0 +1,22 @@
+import { startAzurite } from '../test/helpers/azurite.ts'
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
+const az = await startAzurite()
+const svc = BlobServiceClient.fromConnectionString(az.connectionString)
+const c = svc.getContainerClient('probe')
+await c.create()
+const b = c.getBlockBlobClient('a')
+const show = async (what: string, p: Promise<unknown>) => { try { const r: any = await p; console.log(what, 'OK', r?._response?.status) } catch (e: any) { console.log(what, e.statusCode, 'code=', e.code, 'details.errorCode=', e.details?.errorCode, e.message.split('\n')[0]) } }
+await show('download missing', b.download())
+await show('head missing', b.getProperties())
+await b.upload('', 0)
+await show('range on empty', b.download(0, 1))
+const p = await b.getProperties()
+await show('if-none-match read', b.download(0, undefined, { conditions: { ifNoneMatch: p.etag } }))
+await show('if-none-match head', b.getProperties({ conditions: { ifNoneMatch: p.etag } }))
+await show('if-none-match * put', b.upload('x', 1, { conditions: { ifNoneMatch: '*' } }))
+await show('if-match wrong', b.download(0, undefined, { conditions: { ifMatch: '"0x1234"' } }))
+const bad = new BlobServiceClient(az.blobEndpoint, new StorageSharedKeyCredential(az.account, Buffer.alloc(64, 7).toString('base64')))
+await show('bad key head', bad.getContainerClient('probe').getProperties())
+await show('bad key get', bad.getContainerClient('probe').getBlockBlobClient('a').download())
+console.log(svc.credential?.constructor.name)
+await az.stop()

@@ -1,0 +1,246 @@
+/**
+ * Reads the one `Config` of a node at start-up: built-in defaults < JSON
+ * config file (`--config` / `CKPTCACHE_CONFIG`) < `CKPTCACHE_*` environment
+ * variables < flags, each value parsed and validated where it was read so a
+ * bad one is reported with the setting and the source it came from. This is
+ * the only module that reads environment variables; it may use sync fs
+ * because it runs once, before the node listens.
+ */
+
+import fs from 'node:fs'
+import path from 'node:path'
+import { EMULATOR_KEY, type Config } from './schema.js'
+import { isLoopback } from './parse.js'
+import {
+  AUTO_CAPACITY_FRACTION,
+  CONFIG_ENV,
+  CONFIG_FLAG,
+  SETTINGS,
+  envName,
+  settingName,
+  type ParseContext,
+  type RawConfig,
+  type Setting,
+} from './settings.js'
+
+/** Invalid configuration. `message` lists every problem, one per line; each names its setting and source. */
+export class ConfigError extends Error {
+  readonly code = 'CC_ERR_CONFIG'
+  readonly problems: readonly string[]
+
+  constructor (problems: string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export function isConfigError (err: unknown): err is ConfigError {
+  return err instanceof ConfigError
+}
+
+interface RawValue {
+  setting: Setting
+  text: string
+  /** `the command line`, `CKPTCACHE_BLOB_PORT`, `config file /etc/ckptcache.json`. */
+  source: string
+  ctx: ParseContext
+}
+
+const BY_FLAG = new Map(SETTINGS.filter(s => s.flag !== undefined).map(s => [s.flag!, s]))
+const BY_KEY = new Map<string, Setting>(SETTINGS.map(s => [s.key, s]))
+
+/**
+ * Builds the node's configuration from `argv` (the arguments after the
+ * subcommand, e.g. `['--blob-port', '0']`) and `env` (usually `process.env`).
+ * Throws a `ConfigError` naming every invalid setting and where it came from.
+ */
+export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Config {
+  const problems: string[] = []
+  const cli: ParseContext = { baseDir: cwd }
+
+  const flags = parseArgv(argv, problems)
+  let configFile: { path: string, source: string } | undefined
+  const configFlag = flags.config
+  if (configFlag !== undefined) configFile = { path: configFlag, source: 'the command line' }
+  else if (nonEmpty(env[CONFIG_ENV])) configFile = { path: env[CONFIG_ENV]!, source: CONFIG_ENV }
+
+  // Lowest precedence first; later entries override earlier ones.
+  const values: RawValue[] = []
+  if (configFile !== undefined) values.push(...readConfigFile(path.resolve(cwd, configFile.path), configFile.source, problems))
+  for (const setting of SETTINGS) {
+    if (setting.flag === undefined) continue
+    const name = envName(setting.flag)
+    const text = env[name]
+    if (nonEmpty(text)) values.push({ setting, text, source: name, ctx: cli })
+  }
+  for (const { setting, text } of flags.values) values.push({ setting, text, source: 'the command line', ctx: cli })
+
+  const raw: Partial<Record<keyof RawConfig, unknown>> = {}
+  const sources: Partial<Record<keyof RawConfig, string>> = {}
+  for (const value of values) {
+    try {
+      raw[value.setting.key] = value.setting.parse(value.text, value.ctx)
+      sources[value.setting.key] = value.source
+    } catch (err) {
+      const shown = value.setting.secret === true ? '' : ` ${JSON.stringify(value.text)}`
+      problems.push(`invalid ${settingName(value.setting)}${shown} (from ${value.source}): ${(err as Error).message}`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  for (const setting of SETTINGS) {
+    if (!(setting.key in raw)) {
+      raw[setting.key] = setting.default(env, cwd)
+      sources[setting.key] = setting.key === 'dataDir' && path.isAbsolute(env.XDG_DATA_HOME ?? '') ? 'the default under XDG_DATA_HOME' : 'the default'
+    }
+  }
+  const config = raw as RawConfig
+  const from = (key: keyof RawConfig): string => `from ${sources[key]!}`
+
+  if (config.accountKey === EMULATOR_KEY && !isLoopback(config.host)) {
+    problems.push(
+      `refusing to start: --host ${JSON.stringify(config.host)} (${from('host')}) is not a loopback address ` +
+      `and --account-key is the well-known storage emulator key (${from('accountKey')}), which anyone can use; ` +
+      `set --account-key or ${envName('account-key')} to a secret base64 key (e.g. openssl rand -base64 32), ` +
+      'or bind 127.0.0.1, ::1 or localhost')
+  }
+  const existing = nearestExisting(config.dataDir)
+  if (existing === config.dataDir && !fs.statSync(existing).isDirectory()) {
+    problems.push(`invalid --data-dir ${JSON.stringify(config.dataDir)} (${from('dataDir')}): exists and is not a directory`)
+  }
+  let capacity = config.capacity
+  if (capacity === 'auto' && problems.length === 0) {
+    try {
+      const stats = fs.statfsSync(existing)
+      capacity = Math.floor(stats.bavail * stats.bsize * AUTO_CAPACITY_FRACTION)
+    } catch (err) {
+      problems.push(`cannot compute --capacity auto (${from('capacity')}): statfs ${JSON.stringify(existing)} failed: ${(err as Error).message}; set --capacity`)
+    }
+    if (capacity === 0) {
+      problems.push(`cannot use --capacity auto (${from('capacity')}): the filesystem of ${JSON.stringify(existing)} has no free space; free some or set --capacity`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return { ...config, capacity: capacity as number }
+}
+
+interface ParsedArgv {
+  values: { setting: Setting, text: string }[]
+  config?: string
+}
+
+/** `--flag value` and `--flag=value`; no positional arguments. */
+function parseArgv (argv: string[], problems: string[]): ParsedArgv {
+  const out: ParsedArgv = { values: [] }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (/^-[^-]/.test(arg)) {
+      problems.push(`unknown flag ${arg}: ckptcache has long flags only (--name value); see ckptcache --help`)
+      if (!arg.includes('=') && i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) i++ // its value, most likely
+      continue
+    }
+    if (!arg.startsWith('--') || arg === '--') {
+      problems.push(`unexpected argument ${JSON.stringify(arg)}: settings are given as --flag value (see ckptcache --help)`)
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = arg.slice(2, eq === -1 ? undefined : eq)
+    const setting = BY_FLAG.get(name)
+    if (setting === undefined && name !== CONFIG_FLAG) {
+      const near = suggest(name, [...BY_FLAG.keys(), CONFIG_FLAG])
+      problems.push(`unknown flag --${name}${near === undefined ? '' : ` (did you mean --${near}?)`}; see ckptcache --help`)
+      if (eq === -1 && i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) i++ // its value, most likely
+      continue
+    }
+    let text: string
+    if (eq !== -1) {
+      text = arg.slice(eq + 1)
+    } else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) {
+      text = argv[++i]!
+    } else {
+      problems.push(`missing value for --${name}: use --${name} ${setting?.arg ?? 'FILE'} or --${name}=${setting?.arg ?? 'FILE'}`)
+      continue
+    }
+    if (setting === undefined) out.config = text
+    else out.values.push({ setting, text })
+  }
+  return out
+}
+
+/** The settings of a JSON config file, as raw text for the same parsers flags use. */
+function readConfigFile (file: string, via: string, problems: string[]): RawValue[] {
+  const where = `config file ${JSON.stringify(file)}`
+  let data: unknown
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8'))
+  } catch (err) {
+    const why = err instanceof SyntaxError ? `invalid JSON: ${err.message}` : (err as Error).message
+    problems.push(`cannot read --config ${where} (from ${via}): ${why}`)
+    return []
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    problems.push(`invalid ${where} (from ${via}): must be a JSON object of settings, e.g. {"blobPort": 10000}`)
+    return []
+  }
+  const ctx: ParseContext = { baseDir: path.dirname(file) }
+  const values: RawValue[] = []
+  for (const [key, value] of Object.entries(data)) {
+    const setting = BY_KEY.get(key)
+    if (setting === undefined) {
+      const near = BY_FLAG.get(key)?.key ?? suggest(key, [...BY_KEY.keys()])
+      problems.push(`unknown key ${JSON.stringify(key)} in ${where}${near === undefined ? '' : ` (did you mean "${near}"?)`}`)
+      continue
+    }
+    const source = `${where}, key "${key}"`
+    if (typeof value === 'number' && Number.isFinite(value)) {
+      values.push({ setting, text: String(value), source, ctx })
+    } else if (typeof value === 'string') {
+      values.push({ setting, text: value, source, ctx })
+    } else {
+      problems.push(`invalid ${settingName(setting)} (from ${source}): must be a string or a number, not ${value === null ? 'null' : typeof value}`)
+    }
+  }
+  return values
+}
+
+function nonEmpty (text: string | undefined): text is string {
+  return text !== undefined && text !== ''
+}
+
+/** The path itself if it exists, else its closest existing ancestor. */
+function nearestExisting (p: string): string {
+  let dir = p
+  while (!fs.existsSync(dir)) {
+    const parent = path.dirname(dir)
+    if (parent === dir) break
+    dir = parent
+  }
+  return dir
+}
+
+/** The candidate within edit distance 2 of `word` (case-insensitive), if any. */
+function suggest (word: string, candidates: string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = 3
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase())
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best
+}
+
+function editDistance (a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length]!
+}

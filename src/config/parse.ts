@@ -1,0 +1,120 @@
+/**
+ * Pure parsers for configuration values. Each returns the parsed value or
+ * throws a plain `Error` whose message completes the sentence
+ * `invalid --flag "value" (from source): <message>`; `load.ts` adds the
+ * setting and its source.
+ */
+
+import { isIP } from 'node:net'
+
+/**
+ * Units with an `i` are powers of 1024; every other unit is a power of 1000
+ * (IEC 80000-13, the convention Kubernetes quantities use). Units are
+ * case-insensitive and the trailing `B` is optional.
+ */
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  p: 1e15,
+  pb: 1e15,
+  ki: 2 ** 10,
+  kib: 2 ** 10,
+  mi: 2 ** 20,
+  mib: 2 ** 20,
+  gi: 2 ** 30,
+  gib: 2 ** 30,
+  ti: 2 ** 40,
+  tib: 2 ** 40,
+  pi: 2 ** 50,
+  pib: 2 ** 50,
+}
+
+/** `500G` → 500e9, `1.5TiB` → 1.5 × 2^40, `4096` → 4096. Fractional bytes are rounded down. */
+export function parseSize (text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i.exec(text)
+  const factor = match === null ? undefined : SIZE_UNITS[match[2]!.toLowerCase()]
+  if (match === null || factor === undefined) {
+    throw new Error('must be a number of bytes, optionally with a unit: K M G T P (powers of 1000, B optional) or KiB MiB GiB TiB PiB (powers of 1024), e.g. 500G or 1.5TiB')
+  }
+  if (factor === 1 && match[1]!.includes('.')) throw new Error('a number of bytes must be a whole number')
+  const bytes = Math.floor(Number(match[1]) * factor)
+  if (bytes <= 0) throw new Error('must be greater than zero')
+  if (!Number.isSafeInteger(bytes)) throw new Error('is too large')
+  return bytes
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  '': 1,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+}
+
+/** `7d`, `12h`, `30m`, `45s`, `250ms`, or a bare number of milliseconds. */
+export function parseDuration (text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i.exec(text)
+  const factor = match === null ? undefined : DURATION_UNITS[match[2]!.toLowerCase()]
+  if (match === null || factor === undefined) {
+    throw new Error('must be a duration such as 7d, 12h, 30m, 45s, 250ms or a number of milliseconds')
+  }
+  const ms = Math.round(Number(match[1]) * factor)
+  if (ms <= 0) throw new Error('must be greater than zero')
+  if (!Number.isSafeInteger(ms)) throw new Error('is too large')
+  return ms
+}
+
+/** A TCP port; 0 lets the OS pick a free one. */
+export function parsePort (text: string): number {
+  if (!/^\s*\d{1,5}\s*$/.test(text) || Number(text) > 65535) throw new Error('must be an integer 0-65535')
+  return Number(text)
+}
+
+/** An IPv4/IPv6 address (brackets allowed around IPv6) or a DNS host name, normalized. */
+export function parseHost (text: string): string {
+  let host = text.trim()
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
+  if (isIP(host) !== 0) return host.toLowerCase()
+  const label = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i
+  if (host.length > 0 && host.length <= 253 && host.split('.').every(part => label.test(part))) return host.toLowerCase()
+  throw new Error('must be an IP address or a host name')
+}
+
+/** True for 127.0.0.0/8, ::1 (also IPv4-mapped ::ffff:127.x.y.z) and `localhost`. */
+export function isLoopback (host: string): boolean {
+  const h = host.toLowerCase()
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true
+  const v4 = h.startsWith('::ffff:') ? h.slice('::ffff:'.length) : h
+  return isIP(v4) === 4 && v4.startsWith('127.')
+}
+
+/** Azure storage account names: 3–24 lowercase letters and digits. */
+export function parseAccountName (text: string): string {
+  if (!/^[a-z0-9]{3,24}$/.test(text)) throw new Error('must be 3-24 lowercase letters and digits')
+  return text
+}
+
+/** A non-empty, padded, standard-alphabet base64 string (what the Azure portal shows). */
+export function parseBase64Key (text: string): string {
+  if (text.length === 0 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) {
+    throw new Error('must be base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4 characters)')
+  }
+  return text
+}
+
+/** One of a fixed list of words. */
+export function parseChoice<T extends string> (choices: readonly T[]): (text: string) => T {
+  return (text) => {
+    if ((choices as readonly string[]).includes(text)) return text as T
+    throw new Error(`must be one of ${choices.join(', ')}`)
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The one typed configuration of a gateway node. Every setting has a
+ * default here; `load.ts` merges a config file, CKPTCACHE_* environment
+ * variables and command-line flags over these defaults and validates once.
+ */
+
+export type EvictionPolicy = 'reject' | 'lru'
+export type Mode = 'cache-only'
+
+export interface Config {
+  /** Root of the local store (objects, staged blocks, temp files). */
+  dataDir: string
+  /** Address the client ports bind to. */
+  host: string
+  /** Azure Blob REST port. */
+  blobPort: number
+  /** Account name clients use in path-style URLs (`/<account>/<container>/<blob>`). */
+  account: string
+  /** Base64 account key for SharedKey and SAS verification. */
+  accountKey: string
+  /** Store capacity in bytes (objects plus staged blocks). */
+  capacity: number
+  /** What a write that does not fit does: `reject` fails it, `lru` evicts least recently used objects. */
+  eviction: EvictionPolicy
+  /** Uncommitted blocks older than this are garbage-collected (Azure keeps them 7 days). */
+  stagedBlockMaxAgeMs: number
+  mode: Mode
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+/** The well-known storage emulator account; accepted on loopback only. */
+export const EMULATOR_ACCOUNT = 'devstoreaccount1'
+export const EMULATOR_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='

@@ -1,0 +1,63 @@
+/**
+ * The MD5 worker thread: its message protocol and its source.
+ *
+ * The worker is started from source text (`new Worker(MD5_WORKER_SOURCE, {
+ * eval: true })`) rather than from a module file because, on Node 20, a
+ * worker whose entry is a `.ts` file does not get tsx's loader hooks
+ * (privatenumber/tsx#354: ERR_UNKNOWN_FILE_EXTENSION), so a file worker would
+ * work after `tsc` but not under `node --import tsx` or tap. Plain CommonJS
+ * source runs the same everywhere, loads nothing but `node:` built-ins, and
+ * lets the pool start workers with an empty `execArgv` (no tsx per thread).
+ *
+ * Protocol (one MessagePort per worker, so per-hasher order is the post order):
+ *   → update  {id, buf, len}  hash buf[0, len) into hasher id; buf is transferred
+ *   ← buffer  {id, buf, len}  …done; buf is transferred back for reuse
+ *   → digest  {id}            finish hasher id
+ *   ← digest  {id, digest}    16-byte MD5, transferred
+ *   → drop    {id}            forget hasher id (aborted upload); no reply
+ * A hasher's state is created by its first update or digest and deleted by its
+ * digest or drop; the main thread never posts for an id after either.
+ */
+
+export type ToMd5Worker =
+  | { op: 'update', id: number, buf: ArrayBuffer, len: number }
+  | { op: 'digest', id: number }
+  | { op: 'drop', id: number }
+
+export type FromMd5Worker =
+  | { op: 'buffer', id: number, buf: ArrayBuffer, len: number }
+  | { op: 'digest', id: number, digest: ArrayBuffer }
+
+export const MD5_WORKER_SOURCE = `'use strict'
+const { parentPort } = require('node:worker_threads')
+const { createHash } = require('node:crypto')
+const hashes = new Map()
+function hashFor (id) {
+  let hash = hashes.get(id)
+  if (hash === undefined) {
+    hash = createHash('md5')
+    hashes.set(id, hash)
+  }
+  return hash
+}
+parentPort.on('message', (msg) => {
+  switch (msg.op) {
+    case 'update':
+      hashFor(msg.id).update(new Uint8Array(msg.buf, 0, msg.len))
+      parentPort.postMessage({ op: 'buffer', id: msg.id, buf: msg.buf, len: msg.len }, [msg.buf])
+      break
+    case 'digest': {
+      const out = new Uint8Array(16)
+      out.set(hashFor(msg.id).digest())
+      hashes.delete(msg.id)
+      parentPort.postMessage({ op: 'digest', id: msg.id, digest: out.buffer }, [out.buffer])
+      break
+    }
+    case 'drop':
+      hashes.delete(msg.id)
+      break
+    default:
+      throw new Error('md5 worker: unknown op ' + String(msg.op))
+  }
+})
+`

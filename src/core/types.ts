@@ -1,0 +1,77 @@
+/** Protocol-neutral object model shared by the front ends, the core and the store. */
+
+/** Standard content headers stored with an object and returned on reads. */
+export interface ContentHeaders {
+  contentType?: string
+  contentEncoding?: string
+  contentLanguage?: string
+  contentDisposition?: string
+  cacheControl?: string
+  /** Base64 MD5 of the whole object as a stored property (Azure `Content-MD5`). */
+  contentMd5?: string
+}
+
+/** User metadata, keys in the case the client sent them. Lookups are case-insensitive. */
+export type UserMetadata = Record<string, string>
+
+/** One file of an object's data. Objects committed from blocks have one extent per block. */
+export interface Extent {
+  /** File name inside the object's directory. */
+  file: string
+  size: number
+  /** Azure block id (base64 as the client sent it) when the extent is a committed block. */
+  blockId?: string
+}
+
+/** Checksums received or computed for the whole object. Values are base64 unless noted. */
+export interface ObjectChecksums {
+  md5?: string
+  crc64?: string
+}
+
+export interface ObjectMeta {
+  container: string
+  name: string
+  size: number
+  /** Opaque version tag without quotes; changes on every commit. */
+  etag: string
+  createdMs: number
+  lastModifiedMs: number
+  content: ContentHeaders
+  metadata: UserMetadata
+  checksums: ObjectChecksums
+  extents: Extent[]
+  /** True when committed through a block list (Put Block List / multipart). */
+  fromBlocks: boolean
+}
+
+export interface ContainerMeta {
+  name: string
+  etag: string
+  createdMs: number
+  lastModifiedMs: number
+  metadata: UserMetadata
+}
+
+/** A staged (uncommitted) block. */
+export interface StagedBlock {
+  blockId: string
+  size: number
+  file: string
+  stagedMs: number
+}
+
+/** Preconditions on the current version of an object (or container). */
+export interface Conditions {
+  ifMatch?: string[]
+  ifNoneMatch?: string[]
+  ifModifiedSinceMs?: number
+  ifUnmodifiedSinceMs?: number
+}
+
+/** An inclusive byte range already resolved against an object size. */
+export interface ByteRange {
+  start: number
+  /** Inclusive. */
+  end: number
+}

@@ -1,0 +1,55 @@
+import type { ObjectMeta } from '../../core/types.js'
+import type { BlobContext } from './context.js'
+import { maxResults } from './containers.js'
+import { httpDate } from './headers.js'
+import { XML_DECL, el, escapeXml, metadataXml, nameEl } from './xml.js'
+
+function blobXml (meta: ObjectMeta, includeMetadata: boolean): string {
+  const c = meta.content
+  let s = '<Blob>' + nameEl(meta.name) + '<Properties>' +
+    el('Creation-Time', httpDate(meta.createdMs)) +
+    el('Last-Modified', httpDate(meta.lastModifiedMs)) +
+    el('Etag', meta.etag) +
+    el('Content-Length', meta.size) +
+    el('Content-Type', c.contentType ?? 'application/octet-stream') +
+    el('Content-Encoding', c.contentEncoding) +
+    el('Content-Language', c.contentLanguage) +
+    el('Content-CRC64', undefined) +
+    el('Content-MD5', c.contentMd5) +
+    el('Cache-Control', c.cacheControl) +
+    el('Content-Disposition', c.contentDisposition) +
+    '<BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred>' +
+    '<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted>' +
+    '</Properties>'
+  if (includeMetadata) s += metadataXml(meta.metadata)
+  return s + '</Blob>'
+}
+
+/** List Blobs: GET ?restype=container&comp=list (flat, or hierarchical with `delimiter`). */
+export async function listBlobs (ctx: BlobContext): Promise<void> {
+  const q = ctx.query
+  const prefix = q.get('prefix') ?? ''
+  const delimiter = q.get('delimiter') ?? ''
+  const marker = q.get('marker') ?? ''
+  const max = maxResults(ctx)
+  const include = new Set((q.get('include') ?? '').split(',').map((s) => s.trim().toLowerCase()))
+  const page = ctx.service.list(ctx.container, {
+    prefix,
+    ...(delimiter === '' ? {} : { delimiter }),
+    ...(marker === '' ? {} : { startAt: marker }),
+    maxResults: max
+  })
+  let xml = `${XML_DECL}<EnumerationResults ServiceEndpoint="${escapeXml(ctx.endpoint)}/" ContainerName="${escapeXml(ctx.container)}">`
+  if (q.has('prefix')) xml += el('Prefix', prefix)
+  if (q.has('marker')) xml += el('Marker', marker)
+  if (q.has('maxresults')) xml += el('MaxResults', max)
+  if (q.has('delimiter')) xml += el('Delimiter', delimiter)
+  xml += '<Blobs>'
+  for (const e of page.entries) {
+    xml += e.kind === 'prefix'
+      ? '<BlobPrefix>' + nameEl(e.name) + '</BlobPrefix>'
+      : blobXml(e.meta, include.has('metadata'))
+  }
+  xml += '</Blobs>' + el('NextMarker', page.next) + '</EnumerationResults>'
+  ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
+}

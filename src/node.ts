@@ -1,0 +1,57 @@
+import pino from 'pino'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from './config/schema.js'
+import { ObjectService } from './core/object-service.js'
+import { createBlobFrontend } from './frontends/blob/server.js'
+import { FsStore } from './store/fs-store.js'
+
+export interface RunningNode {
+  ports: { blob: number }
+  log: FastifyBaseLogger
+  /** Stops accepting, lets in-flight requests finish, then closes the store. */
+  close (): Promise<void>
+}
+
+export interface StartOptions {
+  /** A logger to use instead of the default JSON logger on stdout. */
+  logger?: FastifyBaseLogger
+}
+
+/** The composition root: builds the store, the object core and the front ends, and starts listening. */
+export async function startNode (config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  const log: FastifyBaseLogger = opts.logger ?? pino({
+    level: config.logLevel,
+    redact: { paths: ['req.headers.authorization', 'accountKey', 'config.accountKey'], censor: '[redacted]' }
+  })
+  const store = new FsStore({
+    root: config.dataDir,
+    capacity: config.capacity,
+    eviction: config.eviction,
+    stagedBlockMaxAgeMs: config.stagedBlockMaxAgeMs,
+    onError: (err, what) => log.error({ err }, `store: ${what} failed`)
+  })
+  await store.open()
+  const stats = store.stats()
+  log.info({ dataDir: config.dataDir, objects: stats.objects, containers: stats.containers, usedBytes: stats.used, capacity: stats.capacity }, 'store opened')
+  const service = new ObjectService(store)
+  const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64') }, log)
+  let blobPort: number
+  try {
+    blobPort = await blob.listen(config.host, config.blobPort)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  return {
+    ports: { blob: blobPort },
+    log,
+    close () {
+      closing ??= (async () => {
+        await blob.close()
+        await store.close()
+      })()
+      return closing
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import type { Readable } from 'node:stream'
+import type {
+  ByteRange, ContainerMeta, ContentHeaders, ObjectChecksums, ObjectMeta, StagedBlock, UserMetadata
+} from '../core/types.js'
+import type { ChunkObserver } from './durable.js'
+import type { ListQuery } from './sorted-names.js'
+
+/** A body written durably to a temp file, with its capacity reservation, not yet part of any object. */
+export interface Ingested {
+  readonly path: string
+  readonly size: number
+  readonly reserved: number
+}
+
+export interface IngestRequest {
+  body: Readable
+  expectedSize?: number
+  maxSize: number
+  observers?: ChunkObserver[]
+  signal?: AbortSignal
+}
+
+/** What a commit stores besides the data. */
+export interface ObjectWrite {
+  content: ContentHeaders
+  metadata: UserMetadata
+  checksums: ObjectChecksums
+}
+
+/** Evaluated under the object's lock against the current version; throws to refuse the commit. */
+export type Precheck = (current: ObjectMeta | undefined) => void
+
+export type BlockSource = 'committed' | 'uncommitted' | 'latest'
+
+export interface BlockRef {
+  id: string
+  source: BlockSource
+}
+
+export type ListedEntry = { kind: 'object', meta: ObjectMeta } | { kind: 'prefix', name: string }
+
+export interface StoreListPage {
+  entries: ListedEntry[]
+  next?: string
+}
+
+export interface StoreStats {
+  capacity: number
+  used: number
+  committed: number
+  staged: number
+  reserved: number
+  objects: number
+  containers: number
+}
+
+/**
+ * The node's local NVMe store. Every method that changes state is durable
+ * when it resolves (fsync of data, metadata and directory) and atomic: a
+ * crash leaves the old or the new state, never a mix.
+ */
+export interface LocalStore {
+  /** Rebuilds the index from disk and removes orphaned temp and extent files. */
+  open (): Promise<void>
+  close (): Promise<void>
+  stats (): StoreStats
+
+  /** Create Container / CreateBucket. */
+  createContainer (name: string, metadata: UserMetadata): Promise<ContainerMeta>
+  /** Get Container Properties / HeadBucket. */
+  getContainer (name: string): ContainerMeta | undefined
+  /** List Containers / ListBuckets, sorted by name. */
+  listContainers (prefix?: string): ContainerMeta[]
+  /** Set Container Metadata. */
+  setContainerMetadata (name: string, metadata: UserMetadata, precheck?: (c: ContainerMeta) => void): Promise<ContainerMeta>
+  /** Delete Container / DeleteBucket (with `requireEmpty` for S3). */
+  deleteContainer (name: string, opts?: { precheck?: (c: ContainerMeta) => void, requireEmpty?: boolean }): Promise<void>
+
+  /** Get Blob Properties / HeadObject: the committed version, if any. */
+  head (container: string, name: string): ObjectMeta | undefined
+  /** Streams a request body into a durable temp file, reserving capacity first. */
+  ingest (req: IngestRequest): Promise<Ingested>
+  /** Drops an ingested file that will not be committed and frees its reservation. */
+  discard (ingested: Ingested): Promise<void>
+  /** Put Blob / PutObject: the ingested file becomes the object's only extent. */
+  commitObject (container: string, name: string, data: Ingested, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
+  /** Put Block / UploadPart: stages a block under an id, replacing an earlier one with that id. */
+  stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock>
+  /** Get Block List (uncommitted part) / ListParts. Sorted by staging time. */
+  stagedBlocks (container: string, name: string): StagedBlock[]
+  /** Put Block List / CompleteMultipartUpload: the listed blocks become the object; other staged blocks are dropped. */
+  commitBlocks (container: string, name: string, blocks: BlockRef[], write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
+  /** Abort Multipart Upload: drops every staged block of the name. */
+  dropStagedBlocks (container: string, name: string): Promise<void>
+  /** Copy Blob / CopyObject within the store (hard links, no data copy). */
+  copyObject (source: ObjectMeta, container: string, name: string, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
+  /** Set Blob Metadata / Set Blob Properties: new etag, same data. */
+  updateObject (container: string, name: string, patch: { content?: ContentHeaders, metadata?: UserMetadata }, precheck: Precheck): Promise<ObjectMeta>
+  /** Delete Blob / DeleteObject. Returns the deleted version. */
+  deleteObject (container: string, name: string, precheck: Precheck): Promise<ObjectMeta>
+  /** Get Blob / GetObject: streams the version `meta` names (whole or a resolved range). */
+  openRead (meta: ObjectMeta, range?: ByteRange): Readable
+  /** List Blobs / ListObjects: names in order, with common prefixes for a delimiter. */
+  list (container: string, query: ListQuery): StoreListPage
+}
