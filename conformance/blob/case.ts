@@ -49,11 +49,12 @@ export function caseId(client: ClientName, operation: string): string {
   return `${client}:${operation}`
 }
 
-interface RestErrorLike {
+export interface RestErrorLike {
   statusCode?: number
   code?: string
   details?: { errorCode?: string }
   message?: string
+  response?: { headers: { get(name: string): string | undefined } }
 }
 
 /** The status and Azure error code of a failed SDK call (error code from header or XML body). */
@@ -71,7 +72,7 @@ export async function expectRestError(
   op: Promise<unknown> | (() => Promise<unknown>),
   status: number,
   code?: string,
-): Promise<void> {
+): Promise<RestErrorLike> {
   let result: unknown
   try {
     result = await (typeof op === 'function' ? op() : op)
@@ -83,7 +84,7 @@ export async function expectRestError(
           (got.status === undefined ? ` (${(err as Error)?.message ?? String(err)})` : ''),
       })
     }
-    return
+    return err as RestErrorLike
   }
   const status2 = (result as { _response?: { status?: number } } | undefined)?._response?.status
   throw new AssertionError({ message: `${what}: expected ${status}${code ? ` ${code}` : ''}, got success ${status2 ?? ''}`.trim() })

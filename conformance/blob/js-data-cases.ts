@@ -2,7 +2,8 @@
  * JS client (@azure/storage-blob): writing and reading bytes — Put Blob of every size class, the
  * SDK's staged-block path above 256 MiB, uploadStream, downloads whole, streamed, parallel and
  * ranged (Get Blob with x-ms-range), including the edges Azure defines: a range past the end is
- * clamped, any range on an empty blob is 416 InvalidRange.
+ * clamped, a range that starts at or after the end (so any range on an empty blob) is 416
+ * InvalidRange.
  */
 import assert from 'node:assert/strict'
 import type { BlockBlobClient } from '@azure/storage-blob'
@@ -119,7 +120,18 @@ export const jsDataCases: JsCase[] = [
       assert.equal(dl.contentLength, 10, 'clamped Content-Length')
       assert.equal(dl.contentRange, 'bytes 990-999/1000', 'clamped Content-Range')
       assert.ok((await readAll(dl.readableStreamBody)).equals(data.subarray(990)), 'bytes')
-      await expectRestError('range starting at the end', blob.download(1000, 10), 416, 'InvalidRange')
+      const whole = await blob.download(0, 5000)
+      assert.equal(whole.contentRange, 'bytes 0-999/1000', 'range larger than the blob')
+      assert.ok((await readAll(whole.readableStreamBody)).equals(data), 'bytes of the larger range')
+    },
+  },
+  {
+    operation: 'download/range-start-past-end-416',
+    async run(ctx) {
+      const { blob } = await seeded(ctx, 'short.bin', 1000)
+      const err = await expectRestError('range starting at the size', blob.download(1000, 10), 416, 'InvalidRange')
+      assert.equal(err.response?.headers.get('content-range'), 'bytes */1000', 'Content-Range of the 416 tells the size')
+      await expectRestError('range starting past the size', blob.download(5000), 416, 'InvalidRange')
     },
   },
   {
@@ -127,7 +139,8 @@ export const jsDataCases: JsCase[] = [
     async run(ctx) {
       const blob = ctx.container.getBlockBlobClient(`${ctx.prefix}empty.bin`)
       await blob.uploadData(Buffer.alloc(0))
-      await expectRestError('range 0-0 on a 0-byte blob', blob.download(0, 1), 416, 'InvalidRange')
+      const err = await expectRestError('range 0-0 on a 0-byte blob', blob.download(0, 1), 416, 'InvalidRange')
+      assert.equal(err.response?.headers.get('content-range'), 'bytes */0', 'Content-Range of the 416 tells the size')
       // Without a range the empty blob reads fine.
       const dl = await blob.download()
       assert.equal((await readAll(dl.readableStreamBody)).length, 0, 'empty body')

@@ -73,9 +73,27 @@ export const jsPropertiesCases: JsCase[] = [
       const dl = await blob.download()
       dl.readableStreamBody?.resume()
       assert.equal(Buffer.from(dl.contentMD5 ?? new Uint8Array()).toString('base64'), md5(data).toString('base64'), 'GET Content-MD5')
-      // A client-sent wrong Content-MD5 is refused.
-      await expectRestError('Put Blob with a wrong Content-MD5',
-        blob.upload(data, data.length, { transactionalContentMD5: md5(Buffer.from('other')) }), 400, 'Md5Mismatch')
+    },
+  },
+  {
+    operation: 'checksums/md5-mismatch',
+    async run(ctx) {
+      // Put Block with a transactional Content-MD5.
+      const blob = ctx.container.getBlockBlobClient(`${ctx.prefix}b.bin`)
+      const data = payload(ctx.prefix, 5000)
+      const id = Buffer.from('block-0').toString('base64')
+      await expectRestError('Put Block with a wrong Content-MD5',
+        blob.stageBlock(id, data, data.length, { transactionalContentMD5: md5(Buffer.from('other')) }), 400, 'Md5Mismatch')
+      const list = await blob.getBlockList('uncommitted')
+      assert.deepEqual(list.uncommittedBlocks ?? [], [], 'the refused block was not staged')
+      await blob.stageBlock(id, data, data.length, { transactionalContentMD5: md5(data) })
+      await blob.commitBlockList([id])
+      assert.ok((await readAll((await blob.download()).readableStreamBody)).equals(data), 'right Content-MD5 accepted')
+      // Put Blob validates x-ms-blob-content-md5 like Content-MD5 (the SDK's way to send one).
+      const other = ctx.container.getBlockBlobClient(`${ctx.prefix}p.bin`)
+      await expectRestError('Put Blob with a wrong x-ms-blob-content-md5',
+        other.upload(data, data.length, { blobHTTPHeaders: { blobContentMD5: md5(Buffer.from('other')) } }), 400, 'Md5Mismatch')
+      assert.equal(await other.exists(), false, 'the refused blob does not exist')
     },
   },
   {

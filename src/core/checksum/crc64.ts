@@ -66,8 +66,10 @@ export class Crc64 {
    */
   constructor (resumeFrom?: Uint8Array) {
     if (resumeFrom === undefined) {
-      this.#lo = 0xFFFFFFFF
-      this.#hi = 0xFFFFFFFF
+      // -1, not 0xFFFFFFFF: keep the register an int32 (a Smi), never a heap number,
+      // or V8 may pick a float representation for the loop variables.
+      this.#lo = -1
+      this.#hi = -1
     } else {
       if (resumeFrom.length !== 8) throw new RangeError(`a CRC64 digest is 8 bytes, got ${resumeFrom.length}`)
       const view = Buffer.from(resumeFrom.buffer, resumeFrom.byteOffset, 8)

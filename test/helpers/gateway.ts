@@ -1,0 +1,119 @@
+/**
+ * Starts a real gateway process (`ckptcache serve`) on 127.0.0.1 and a
+ * kernel-chosen port, with its own data directory. Tests talk to it over real
+ * sockets with real clients, and can SIGKILL it to test crash safety.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../../src/config/schema.js'
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export interface GatewayOptions {
+  /** Extra `serve` flags. */
+  args?: string[]
+  env?: Record<string, string>
+  /** Reuse a data directory (e.g. to restart after a crash); otherwise a fresh temp dir is made and removed on stop. */
+  dataDir?: string
+  startTimeoutMs?: number
+}
+
+export interface GatewayHandle {
+  port: number
+  account: string
+  accountKey: string
+  connectionString: string
+  /** `http://127.0.0.1:<port>/<account>` */
+  blobEndpoint: string
+  dataDir: string
+  child: ChildProcess
+  /** Everything the process wrote to stdout and stderr so far. */
+  output (): string
+  /** SIGTERM and wait for exit; removes a data dir this helper created. Resolves with the exit code. */
+  stop (): Promise<number | null>
+  /** Sends a signal (default SIGKILL) and waits for the process to exit; keeps the data dir. */
+  kill (signal?: NodeJS.Signals): Promise<void>
+}
+
+// Preloaded into the child: exit when the test process goes away, however it goes.
+const watchdog = "data:text/javascript,process.on('disconnect',()=>process.exit(0))"
+
+export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayHandle> {
+  const ownDir = opts.dataDir === undefined
+  const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'ckptcache-test-'))
+  const child = spawn(process.execPath, [
+    '--import', watchdog, '--import', 'tsx', join(repoRoot, 'src', 'main.ts'), 'serve',
+    '--host', '127.0.0.1', '--blob-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
+  ], {
+    cwd: repoRoot,
+    env: { ...process.env, ...opts.env, CKPTCACHE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+  })
+  let out = ''
+  child.stdout?.on('data', (c: Buffer) => { out += c.toString('utf8') })
+  child.stderr?.on('data', (c: Buffer) => { out += c.toString('utf8') })
+  const killOnExit = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>
+  const waitExit = async (): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    const [code] = await exited
+    return code
+  }
+  const cleanup = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit)
+    if (ownDir) await rm(dataDir, { recursive: true, force: true })
+  }
+
+  let port: number
+  try {
+    port = await new Promise<number>((ok, ko) => {
+      const timer = setTimeout(() => ko(new Error(`gateway did not start within ${opts.startTimeoutMs ?? 30_000} ms:\n${out}`)), opts.startTimeoutMs ?? 30_000)
+      const check = (): void => {
+        const m = /ckptcache ready blob=http:\/\/(?:[^\s:/]+|\[[^\]]+\]):(\d+)/.exec(out)
+        if (m !== null) {
+          clearTimeout(timer)
+          ok(Number(m[1]))
+        }
+      }
+      child.stdout?.on('data', check)
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        ko(new Error(`gateway exited before ready (code ${String(code)}, signal ${String(signal)}):\n${out}`))
+      })
+    })
+  } catch (err) {
+    child.kill('SIGKILL')
+    await waitExit()
+    await cleanup()
+    throw err
+  }
+  child.channel?.unref()
+  const blobEndpoint = `http://127.0.0.1:${port}/${EMULATOR_ACCOUNT}`
+  return {
+    port,
+    account: EMULATOR_ACCOUNT,
+    accountKey: EMULATOR_KEY,
+    blobEndpoint,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${EMULATOR_ACCOUNT};AccountKey=${EMULATOR_KEY};BlobEndpoint=${blobEndpoint};`,
+    dataDir,
+    child,
+    output: () => out,
+    async stop () {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      const code = await waitExit()
+      await cleanup()
+      return code
+    },
+    async kill (signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      await waitExit()
+      process.removeListener('exit', killOnExit)
+    }
+  }
+}
