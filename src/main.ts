@@ -12,16 +12,10 @@ import { ConfigError, loadConfig } from './config/load.js'
 import { helpText } from './config/help.js'
 import { envName } from './config/settings.js'
 import { EMULATOR_KEY, type Config } from './config/schema.js'
+import type { RunningNode } from './node.js'
 
 const EXIT_FAILURE = 1
 const EXIT_USAGE = 2
-
-/** The slice of `RunningNode` (src/node.ts) this file uses. */
-interface Node {
-  ports: { blob: number }
-  log: { info (obj: object, msg?: string): void, error (obj: object, msg?: string): void }
-  close (): Promise<void>
-}
 
 async function main (args: string[]): Promise<void> {
   const [command, ...rest] = args
@@ -48,7 +42,7 @@ async function serve (flags: string[]): Promise<void> {
   }
 
   // Installed before start-up so a signal during it still shuts down cleanly.
-  let node: Node | undefined
+  let node: RunningNode | undefined
   let stopSignal: NodeJS.Signals | undefined
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopSignal !== undefined) fail(EXIT_FAILURE, `second ${signal} while stopping: exiting without waiting`)
@@ -61,7 +55,7 @@ async function serve (flags: string[]): Promise<void> {
   try {
     // Loaded here, not at the top, so --help and --version stay fast and independent of the server.
     const { startNode } = await import('./node.js')
-    node = await startNode(config) as Node
+    node = await startNode(config)
   } catch (err) {
     if (config.logLevel === 'debug' || config.logLevel === 'trace') console.error(err)
     fail(EXIT_FAILURE, describeStartError(err, config))
@@ -70,10 +64,11 @@ async function serve (flags: string[]): Promise<void> {
 
   const endpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.blob}/${config.account}`
   node.log.info({ ports: node.ports }, `ckptcache ready blob=${endpoint}`)
+  // pino writes asynchronously, so on a pipe this text may land before the ready line.
   process.stdout.write(connectionInfo(config, endpoint))
 }
 
-async function stop (node: Node, signal: NodeJS.Signals): Promise<void> {
+async function stop (node: RunningNode, signal: NodeJS.Signals): Promise<void> {
   node.log.info({ signal }, 'ckptcache stopping: finishing requests in flight')
   try {
     await node.close()

@@ -78,17 +78,18 @@ export const jsPropertiesCases: JsCase[] = [
   {
     operation: 'checksums/md5-mismatch',
     async run(ctx) {
-      // Put Block with a transactional Content-MD5.
       const blob = ctx.container.getBlockBlobClient(`${ctx.prefix}b.bin`)
       const data = payload(ctx.prefix, 5000)
-      const id = Buffer.from('block-0').toString('base64')
+      const good = Buffer.from('block-0').toString('base64')
+      const bad = Buffer.from('block-1').toString('base64')
+      // A right transactional Content-MD5 on Put Block is accepted.
+      await blob.stageBlock(good, data, data.length, { transactionalContentMD5: md5(data) })
+      // A wrong one is refused, and the block is not staged.
       await expectRestError('Put Block with a wrong Content-MD5',
-        blob.stageBlock(id, data, data.length, { transactionalContentMD5: md5(Buffer.from('other')) }), 400, 'Md5Mismatch')
-      const list = await blob.getBlockList('uncommitted')
-      assert.deepEqual(list.uncommittedBlocks ?? [], [], 'the refused block was not staged')
-      await blob.stageBlock(id, data, data.length, { transactionalContentMD5: md5(data) })
-      await blob.commitBlockList([id])
-      assert.ok((await readAll((await blob.download()).readableStreamBody)).equals(data), 'right Content-MD5 accepted')
+        blob.stageBlock(bad, data, data.length, { transactionalContentMD5: md5(Buffer.from('other')) }), 400, 'Md5Mismatch')
+      await expectRestError('Put Block List naming the refused block', blob.commitBlockList([good, bad]), 400, 'InvalidBlockList')
+      await blob.commitBlockList([good])
+      assert.ok((await readAll((await blob.download()).readableStreamBody)).equals(data), 'content of the accepted block')
       // Put Blob validates x-ms-blob-content-md5 like Content-MD5 (the SDK's way to send one).
       const other = ctx.container.getBlockBlobClient(`${ctx.prefix}p.bin`)
       await expectRestError('Put Blob with a wrong x-ms-blob-content-md5',

@@ -15,6 +15,9 @@ const PERMISSION_LETTERS = 'racwdxltmeopiyfuv'
 /**
  * Response-header overrides a service SAS signs (rscc, rscd, rsce, rscl, rsct), keyed by the
  * response header they replace on Get Blob / Get Blob Properties. Only non-empty ones are set.
+ * Values are decoded text without control characters but may hold any Unicode, which node's
+ * writeHead refuses (ERR_INVALID_CHAR) above U+00FF and, for Content-Disposition next to a
+ * Content-Length, for anything whose UTF-8 bytes do not decode to Latin-1: encode them first.
  */
 export type SasResponseHeaders = Partial<Record<'cache-control' | 'content-disposition' | 'content-encoding' | 'content-language' | 'content-type', string>>
 
@@ -180,7 +183,12 @@ function verifyServiceSas (params: Map<string, string>, input: SasInput, account
   }
   const { start, expiry } = checkConditions(params, input, now)
   const responseHeaders: SasResponseHeaders = {}
-  for (const [param, header] of OVERRIDES) if (get(param) !== '') responseHeaders[header] = get(param)
+  for (const [param, header] of OVERRIDES) {
+    const value = get(param)
+    // A signed value that cannot be a header value (CR, LF, NUL, ...) would break the response.
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) fail(`${param} contains a character not allowed in an HTTP header.`)
+    if (value !== '') responseHeaders[header] = value
+  }
   return {
     kind: 'service',
     version,
