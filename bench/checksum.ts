@@ -25,7 +25,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import zlib from 'node:zlib'
 import { StorageCRC64Calculator } from '@azure/storage-common'
 import { Crc64 } from '../src/core/checksum/crc64.js'
@@ -89,7 +89,7 @@ const table = (title: string, head: string[], rows: Array<Array<string | number>
   }
 }
 
-console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? '?'}), ${GIB} GiB per measurement in ${CHUNK / 1024} KiB chunks, median of ${RUNS} runs after a warm-up`)
+console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? '?'}), ${GIB} GiB per measurement in ${CHUNK / 1024} KiB chunks, median of ${RUNS} runs after a warm-up; load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 
 // ---- 1. MD5 over 1 GiB -------------------------------------------------------------------
 const pool = new Md5WorkerPool() // defaults: min(2, cores) workers, 1 MiB batches, 4 MiB high-water mark

@@ -4,8 +4,10 @@
  * MD5 costs ~1.6 s of CPU per GiB; on the event loop of a 2-core machine that
  * halves PUT throughput (docs: CONVENTIONS.md, bench/checksum.ts). Here the
  * main thread only copies each chunk into a pooled batch buffer (1 MiB by
- * default) and transfers full batches to a worker, which hashes them and
- * transfers the buffers back for reuse. One hasher always talks to one worker,
+ * default) and posts full batches to a worker, which hashes them and hands
+ * the buffers back for reuse. The buffers are SharedArrayBuffers, never
+ * transferred: detaching an ArrayBuffer slows every typed-array loop in the
+ * process for good (see md5-worker.ts). One hasher always talks to one worker,
  * over one port, so its chunks are hashed in order.
  *
  * Bounds: a hasher reports `pendingBytes` (copied but not yet hashed) and
@@ -47,7 +49,7 @@ export interface Md5Hasher {
 export interface Md5PoolOptions {
   /** Worker threads at most. Default min(2, availableParallelism()). */
   workers?: number
-  /** Batch (and transfer) buffer size. Default 1 MiB. */
+  /** Batch buffer size. Default 1 MiB. */
   batchBytes?: number
   /** Idle batch buffers kept for reuse; beyond this they are left to GC. Default 16. */
   maxIdleBuffers?: number
@@ -79,8 +81,7 @@ class WorkerSlot {
   }
 
   post (msg: ToMd5Worker, expectReply: boolean): void {
-    if (msg.op === 'update') this.worker.postMessage(msg, [msg.buf])
-    else this.worker.postMessage(msg)
+    this.worker.postMessage(msg)
     if (expectReply && this.#outstanding++ === 0) this.worker.ref()
   }
 
@@ -95,7 +96,7 @@ class WorkerSlot {
       hasher?.onHashed(msg.len)
     } else {
       this.hashers.delete(msg.id)
-      hasher?.onDigest(Buffer.from(msg.digest))
+      hasher?.onDigest(Buffer.from(msg.digest.buffer, msg.digest.byteOffset, 16))
     }
   }
 
@@ -121,7 +122,7 @@ export class Md5WorkerPool {
   readonly maxIdleBuffers: number
   readonly inlineBelow: number
   #slots: WorkerSlot[] = []
-  #idle: ArrayBuffer[] = []
+  #idle: SharedArrayBuffer[] = []
   #nextId = 1
   #closed = false
 
@@ -180,12 +181,12 @@ export class Md5WorkerPool {
   }
 
   /** @internal */
-  acquireBuffer (): ArrayBuffer {
-    return this.#idle.pop() ?? new ArrayBuffer(this.batchBytes)
+  acquireBuffer (): SharedArrayBuffer {
+    return this.#idle.pop() ?? new SharedArrayBuffer(this.batchBytes)
   }
 
   /** @internal */
-  releaseBuffer (buf: ArrayBuffer): void {
+  releaseBuffer (buf: SharedArrayBuffer): void {
     if (!this.#closed && buf.byteLength === this.batchBytes && this.#idle.length < this.maxIdleBuffers) this.#idle.push(buf)
   }
 }
@@ -194,7 +195,7 @@ type State = 'open' | 'digesting' | 'done' | 'destroyed' | 'failed'
 
 class PooledMd5Hasher implements Md5Hasher {
   #slot: WorkerSlot | undefined
-  #batch: Uint8Array<ArrayBuffer> | undefined
+  #batch: Uint8Array<SharedArrayBuffer> | undefined
   #batchLen = 0
   #inFlight = 0
   #state: State = 'open'

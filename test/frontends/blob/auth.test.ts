@@ -1,37 +1,23 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { execFile } from 'node:child_process'
 import { createHmac } from 'node:crypto'
-import { request } from 'node:http'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import {
   AccountSASPermissions,
-  AnonymousCredential,
-  BlobClient,
   BlobSASPermissions,
   BlobServiceClient,
-  ContainerClient,
   ContainerSASPermissions,
   SASProtocol,
-  StorageSharedKeyCredential,
   generateAccountSASQueryParameters,
-  generateBlobSASQueryParameters,
   newPipeline,
 } from '@azure/storage-blob'
-import type { BlobSASSignatureValues, RequestPolicy, StoragePipelineOptions, WebResource } from '@azure/storage-blob'
-import { authenticate, authorizeSas, BlobAuthError } from '../../../src/frontends/blob/auth/index.js'
-import type { AuthOutcome, SasGrant } from '../../../src/frontends/blob/auth/index.js'
+import type { BlobSASSignatureValues, RequestPolicy, WebResource } from '@azure/storage-blob'
+import { authenticate, authorizeSas } from '../../../src/frontends/blob/auth/index.js'
 import { compareHeaderNamesAzure } from '../../../src/frontends/blob/auth/shared-key.js'
 import { ACCOUNT, KEY_BASE64, WRONG_KEY_BASE64, startAuthServer } from './fixtures/auth-server.js'
 import type { AuthServer } from './fixtures/auth-server.js'
-
-const run = promisify(execFile)
-const PY_CLIENT = fileURLToPath(new URL('./fixtures/auth-client.py', import.meta.url))
-const OPTIONS: StoragePipelineOptions = { retryOptions: { maxTries: 1 } }
-const KEY = new StorageSharedKeyCredential(ACCOUNT, KEY_BASE64)
-const WRONG_KEY = new StorageSharedKeyCredential(ACCOUNT, WRONG_KEY_BASE64)
-const HOUR = 3600_000
+import {
+  HOUR, KEY, OPTIONS, WRONG_KEY, blobSas, failure, keyService, lastGrant, lastOutcome, python, raw, sasBlob, sasContainer, sasService, seed, thrownCode,
+} from './fixtures/auth-clients.js'
 
 /** Blob names that stress the canonicalized path: encoding, unicode, reserved and sub-delims. */
 const NAMES = [
@@ -48,84 +34,6 @@ async function server (t: Test, clockOffsetMs?: number): Promise<AuthServer> {
   const srv = await startAuthServer({ clockOffsetMs })
   t.teardown(srv.close)
   return srv
-}
-
-function keyService (srv: AuthServer, credential = KEY, options: StoragePipelineOptions = OPTIONS): BlobServiceClient {
-  return new BlobServiceClient(srv.endpoint, credential, options)
-}
-
-function sasBlob (srv: AuthServer, container: string, blob: string, sas: string): BlobClient {
-  return new BlobClient(`${keyService(srv).getContainerClient(container).getBlobClient(blob).url}?${sas}`, new AnonymousCredential(), OPTIONS)
-}
-
-function sasContainer (srv: AuthServer, container: string, sas: string): ContainerClient {
-  return new ContainerClient(`${srv.endpoint}/${container}?${sas}`, new AnonymousCredential(), OPTIONS)
-}
-
-function sasService (srv: AuthServer, sas: string): BlobServiceClient {
-  return new BlobServiceClient(`${srv.endpoint}?${sas}`, new AnonymousCredential(), OPTIONS)
-}
-
-/** Status and Azure error code of a rejected SDK call (or 'resolved'). */
-async function failure (p: Promise<unknown>): Promise<{ status?: number, code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    // HEAD responses have no body: the code is then only in the x-ms-error-code header.
-    const e = err as { statusCode?: number, code?: string, details?: { errorCode?: string } }
-    return { status: e.statusCode, code: e.code ?? e.details?.errorCode }
-  }
-  return { code: 'resolved' }
-}
-
-function lastOutcome (srv: AuthServer): AuthOutcome | undefined {
-  return srv.requests.at(-1)?.outcome
-}
-
-function lastGrant (srv: AuthServer): SasGrant {
-  const outcome = lastOutcome(srv)
-  if (outcome?.kind !== 'sas') throw new Error(`expected a SAS outcome, got ${outcome?.kind}`)
-  return outcome.grant
-}
-
-async function seed (srv: AuthServer, container: string, blobs: Record<string, string>): Promise<void> {
-  const c = keyService(srv).getContainerClient(container)
-  await c.create()
-  for (const [name, data] of Object.entries(blobs)) await c.getBlockBlobClient(name).upload(data, Buffer.byteLength(data))
-}
-
-function blobSas (values: Partial<BlobSASSignatureValues> & { containerName: string }, credential = KEY): string {
-  return generateBlobSASQueryParameters({ expiresOn: new Date(Date.now() + HOUR), ...values }, credential).toString()
-}
-
-async function python (srv: AuthServer, steps: unknown[]): Promise<Array<Record<string, unknown>>> {
-  const plan = JSON.stringify({ endpoint: srv.endpoint, account: ACCOUNT, key: KEY_BASE64, steps })
-  const { stdout } = await run('/usr/bin/python3', [PY_CLIENT, plan], { timeout: 120_000 })
-  return JSON.parse(stdout) as Array<Record<string, unknown>>
-}
-
-/** The Azure code a synchronous auth call throws, or 'none'. */
-function thrownCode (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof BlobAuthError) return err.azureCode
-    throw err
-  }
-  return 'none'
-}
-
-/** A raw request over a socket; resolves status and x-ms-error-code. */
-async function raw (srv: AuthServer, path: string, headers: Record<string, string>): Promise<{ status: number, code: string | undefined }> {
-  const url = new URL(srv.endpoint)
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path, method: 'GET', headers }, res => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: res.headers['x-ms-error-code'] as string | undefined }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 t.test('the header order matches the one the Blob service documents', async t => {
@@ -240,16 +148,26 @@ t.test('SharedKey: malformed or foreign Authorization headers, and no credential
   t.same(await raw(srv, path, { 'x-ms-date': date, 'x-ms-version': '2021-12-02', authorization: `SharedKeyLite ${ACCOUNT}:${sign(KEY_BASE64, lite)}` }),
     { status: 404, code: 'BlobNotFound' }, 'SharedKeyLite with the right key gets past authentication')
   t.equal(lastOutcome(srv)?.kind, 'sharedkey')
+  // Repeated parameters: lowercase names, values decoded, sorted and comma-joined (no SDK sends these).
+  const query = '?restype=container&comp=list&Tag=b%20two&tag=a+one'
+  const full = `GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:${date}\nx-ms-version:2021-12-02\n/${ACCOUNT}/${ACCOUNT}/c` +
+    '\ncomp:list\nrestype:container\ntag:a one,b two'
+  t.same(await raw(srv, `/${ACCOUNT}/c${query}`, { 'x-ms-date': date, 'x-ms-version': '2021-12-02', authorization: `SharedKey ${ACCOUNT}:${sign(KEY_BASE64, full)}` }),
+    { status: 200, code: undefined })
+  t.equal(lastOutcome(srv)?.kind, 'sharedkey')
   for (const authorization of [
     `SharedKeyLite ${ACCOUNT}:${sign(WRONG_KEY_BASE64, lite)}`,
     `SharedKey ${ACCOUNT}:${sign(KEY_BASE64, lite)}`,
-    `SharedKey otheraccount:${sign(KEY_BASE64, lite)}`,
+    `SharedKeyLite otheraccount:${sign(KEY_BASE64, lite)}`,
     `SharedKey ${ACCOUNT}`,
     'Bearer eyJ0eXAiOiJKV1QifQ',
     '',
   ]) {
     t.same(await raw(srv, path, { 'x-ms-date': date, 'x-ms-version': '2021-12-02', authorization }), { status: 403, code: 'AuthenticationFailed' }, authorization)
   }
+  // Signed with this account's key, but addressed to another account in the path.
+  const elsewhere = new BlobServiceClient(srv.endpoint.replace(ACCOUNT, 'otheraccount'), KEY, OPTIONS)
+  t.same(await failure(elsewhere.getContainerClient('c').create()), { status: 403, code: 'AuthenticationFailed' })
   t.same(await raw(srv, `/otheraccount/c/b?sv=2021-12-02&sr=c&sp=r&se=2999-01-01&sig=x`, {}), { status: 403, code: 'AuthenticationFailed' })
   t.same(await raw(srv, path, {}), { status: 401, code: 'NoAuthenticationInformation' })
   t.same(lastOutcome(srv), { kind: 'anonymous' })

@@ -64,7 +64,7 @@ export interface SasInput {
   secure: boolean
 }
 
-const SIGNED_PARAMS = new Set(['sv', 'ss', 'srt', 'sp', 'st', 'se', 'sip', 'spr', 'sr', 'si', 'ses', 'sig',
+const SAS_PARAMS = new Set(['sv', 'ss', 'srt', 'sp', 'st', 'se', 'sip', 'spr', 'sr', 'si', 'ses', 'sig',
   'rscc', 'rscd', 'rsce', 'rscl', 'rsct', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'saoid', 'suoid', 'scid', 'sdd'])
 
 const OLDEST_VERSION = '2015-04-05'
@@ -77,7 +77,7 @@ function fail (detail: string): never {
 function sasParams (target: RequestTarget): Map<string, string> {
   const params = new Map<string, string>()
   for (const { name, value } of target.query) {
-    if (!SIGNED_PARAMS.has(name)) continue
+    if (!SAS_PARAMS.has(name)) continue
     if (params.has(name)) fail(`The SAS parameter ${name} appears more than once.`)
     params.set(name, value)
   }
@@ -120,7 +120,7 @@ function checkSourceIp (sip: string, remoteAddress: string): void {
   }
 }
 
-/** Checks time window, protocol and source IP, in Azure's order, after the signature matched. */
+/** Checks the time window, then protocol, then source IP; called only once the signature matched. */
 function checkConditions (params: Map<string, string>, input: SasInput, now: Date): { start: Date | undefined, expiry: Date } {
   const rawStart = params.get('st')
   const start = rawStart === undefined || rawStart === '' ? undefined : parseSasTime('st', rawStart)
@@ -160,6 +160,8 @@ function verifyServiceSas (params: Map<string, string>, input: SasInput, account
   if (params.has('skoid') || params.has('sktid')) fail('User delegation SAS is not supported by this gateway.')
   const sr = params.get('sr') ?? ''
   if (sr !== 'b' && sr !== 'c' && sr !== 'bs' && sr !== 'bv') fail(`Signed resource '${sr}' is not supported.`)
+  // Before 2018-11-09 neither sr nor the snapshot was signed: such a SAS cannot name a snapshot.
+  if ((sr === 'bs' || sr === 'bv') && version < '2018-11-09') fail(`Signed resource '${sr}' needs sv 2018-11-09 or later.`)
   const { target } = input
   const get = (name: string): string => params.get(name) ?? ''
   if (target.container === undefined || (sr !== 'c' && target.blob === undefined)) {
@@ -258,13 +260,13 @@ export interface SasNeed {
  * Checks that a verified SAS grant allows an operation on a target: the permission letter, the
  * resource type (account SAS `srt`; a service SAS covers its container or its one blob) and the
  * container/blob scope. Throws BlobAuthError AuthorizationPermissionMismatch,
- * AuthorizationResourceTypeMismatch, AuthorizationServiceMismatch or AuthorizationFailure.
+ * AuthorizationResourceTypeMismatch or AuthorizationFailure. (An account SAS without the Blob
+ * service never becomes a grant: authenticate() answers AuthorizationServiceMismatch.)
  * Operations Azure allows with either of two letters (Put Blob: 'c' for a new blob, 'w' for an
  * existing one) call this once per letter the situation calls for.
  */
 export function authorizeSas (grant: SasGrant, need: SasNeed): void {
   if (grant.kind === 'account') {
-    if (!grant.services.has('b')) throw new BlobAuthError('AuthorizationServiceMismatch')
     const type = need.resourceType === 'service' ? 's' : need.resourceType === 'container' ? 'c' : 'o'
     if (!grant.resourceTypes.has(type)) throw new BlobAuthError('AuthorizationResourceTypeMismatch')
   } else {

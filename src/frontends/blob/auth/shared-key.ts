@@ -88,7 +88,7 @@ export function parseRequestTarget (url: string): RequestTarget {
       const eq = part.indexOf('=')
       const name = eq === -1 ? part : part.slice(0, eq)
       const value = eq === -1 ? '' : part.slice(eq + 1)
-      query.push({ name, value })
+      query.push({ name: percentDecode(name.replace(/\+/g, ' ')), value: percentDecode(value.replace(/\+/g, ' ')) })
     }
   }
   const rest = rawPath.slice(1)
