@@ -1,7 +1,8 @@
 /**
  * Checksum costs on the upload path.
  *
- *   node --import tsx bench/checksum.ts [--gib 1] [--runs 3] [--no-http]
+ *   node --import tsx bench/checksum.ts [--gib 1] [--runs 3] [--no-http] [--only-http]
+ *                                       [--batch-kib 1024] [--hwm-kib 4096]
  *
  * 1. Hashing 1 GiB fed in 64 KiB chunks (the size a socket hands us) from the
  *    main thread: MD5 inline (`crypto.createHash`) vs the worker hasher (one
@@ -38,6 +39,9 @@ const arg = (name: string, fallback: number): number => {
 const GIB = arg('gib', 1)
 const RUNS = arg('runs', 3)
 const HTTP = !process.argv.includes('--no-http')
+const ONLY_HTTP = process.argv.includes('--only-http')
+const BATCH = arg('batch-kib', 1024) * 1024
+const HWM = arg('hwm-kib', 4096) * 1024
 const MiB = 1024 * 1024
 const TOTAL = Math.round(GIB * 1024) * MiB
 const CHUNK = 64 * 1024
@@ -89,60 +93,63 @@ const table = (title: string, head: string[], rows: Array<Array<string | number>
   }
 }
 
-console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? '?'}), ${GIB} GiB per measurement in ${CHUNK / 1024} KiB chunks, median of ${RUNS} runs after a warm-up; load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
+console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? '?'}), ${GIB} GiB per measurement in ${CHUNK / 1024} KiB chunks, median of ${RUNS} runs after a warm-up; worker hasher: ${BATCH / 1024} KiB batches, ${HWM / 1024} KiB high-water mark; load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 
 // ---- 1. MD5 over 1 GiB -------------------------------------------------------------------
-const pool = new Md5WorkerPool() // defaults: min(2, cores) workers, 1 MiB batches, 4 MiB high-water mark
+const pool = new Md5WorkerPool({ batchBytes: BATCH }) // default: min(2, cores) workers
+const createHasher = (): Md5Hasher => pool.createHasher({ highWaterMark: HWM })
 const perGiB = (ms: number): number => ms / 1000 / GIB
-const md5Rows: Array<Array<string | number>> = []
-const addMd5 = (name: string, s: Sample, floor?: Sample): void => {
-  md5Rows.push([name, perGiB(s.main), perGiB(s.proc), (TOTAL / MiB) / (s.wall / 1000), floor === undefined ? '' : `${(s.main / floor.main).toFixed(1)}×`])
-}
-const floor = await runs(async () => { let x = 0; await stream((c) => { x ^= c[0]! }); if (x === 256) console.log(x) })
-const inline = await runs(async () => { const h = createHash('md5'); await stream((c) => { h.update(c) }); h.digest() })
-const worker1 = await runs(async () => { const h = pool.createHasher(); await stream(fed(h)); await h.digest() })
-const worker2 = await runs(async () => {
-  const hs = [pool.createHasher(), pool.createHasher()]
-  let i = 0
-  await stream(async (c) => { const h = hs[i++ & 1]!; if (!h.update(c)) await h.ready() })
-  await Promise.all(hs.map(async (h) => await h.digest()))
-})
-const crcMain = await runs(async () => { const h = new Crc64(); await stream((c) => { h.update(c) }); h.digest() })
-addMd5('touch chunks only (floor)', floor)
-addMd5('MD5 inline createHash', inline, floor)
-addMd5('MD5 worker hasher, 1 stream', worker1, floor)
-addMd5('MD5 worker hasher, 2 streams', worker2, floor)
-addMd5('CRC64 inline (ours)', crcMain, floor)
-table(`1. Hashing ${GIB} GiB from the main thread`, ['', 'main CPU s/GiB', 'process CPU s/GiB', 'MiB/s', 'main vs floor'], md5Rows)
-console.log(`   main-thread saving of the worker hasher: ${(perGiB(inline.main) - perGiB(worker1.main)).toFixed(2)} s/GiB (${(inline.main / worker1.main).toFixed(1)}× less)`)
+if (!ONLY_HTTP) {
+  const md5Rows: Array<Array<string | number>> = []
+  const addMd5 = (name: string, s: Sample, floor?: Sample): void => {
+    md5Rows.push([name, perGiB(s.main), perGiB(s.proc), (TOTAL / MiB) / (s.wall / 1000), floor === undefined ? '' : `${(s.main / floor.main).toFixed(1)}×`])
+  }
+  const floor = await runs(async () => { let x = 0; await stream((c) => { x ^= c[0]! }); if (x === 256) console.log(x) })
+  const inline = await runs(async () => { const h = createHash('md5'); await stream((c) => { h.update(c) }); h.digest() })
+  const worker1 = await runs(async () => { const h = createHasher(); await stream(fed(h)); await h.digest() })
+  const worker2 = await runs(async () => {
+    const hs = [createHasher(), createHasher()]
+    let i = 0
+    await stream(async (c) => { const h = hs[i++ & 1]!; if (!h.update(c)) await h.ready() })
+    await Promise.all(hs.map(async (h) => await h.digest()))
+  })
+  const crcMain = await runs(async () => { const h = new Crc64(); await stream((c) => { h.update(c) }); h.digest() })
+  addMd5('touch chunks only (floor)', floor)
+  addMd5('MD5 inline createHash', inline, floor)
+  addMd5('MD5 worker hasher, 1 stream', worker1, floor)
+  addMd5('MD5 worker hasher, 2 streams', worker2, floor)
+  addMd5('CRC64 inline (ours)', crcMain, floor)
+  table(`1. Hashing ${GIB} GiB from the main thread`, ['', 'main CPU s/GiB', 'process CPU s/GiB', 'MiB/s', 'main vs floor'], md5Rows)
+  console.log(`   main-thread saving of the worker hasher: ${(perGiB(inline.main) - perGiB(worker1.main)).toFixed(2)} s/GiB (${(inline.main / worker1.main).toFixed(1)}× less)`)
 
-// ---- 2. CRC throughput ---------------------------------------------------------------------
-await StorageCRC64Calculator.init()
-const crcRows: Array<Array<string | number>> = []
-for (const size of [MiB, CHUNK]) {
-  const loop = (fn: (b: Buffer) => void) => () => { for (let o = 0; o < TOTAL; o += size) fn(source.subarray(o % source.length, o % source.length + size)) }
-  const ours = await runs(loop((b) => { new Crc64().update(b).digest() }))
-  const azure = await runs(loop((b) => { new StorageCRC64Calculator().final(b, b.length) }))
-  const crc32 = await runs(loop((b) => { zlib.crc32(b) }))
-  const md5 = await runs(loop((b) => { createHash('md5').update(b).digest() }))
-  const rate = (s: Sample): number => (TOTAL / MiB) / (s.wall / 1000)
-  crcRows.push([`${size / 1024} KiB`, rate(ours), rate(azure), rate(crc32), rate(md5), `${(rate(ours) / rate(azure)).toFixed(2)}×`])
-}
-table('2. Throughput, MiB/s (one thread)', ['buffer', 'CRC64 ours', 'CRC64 Azure WASM', 'zlib.crc32', 'MD5 (crypto)', 'ours / Azure'], crcRows)
+  // ---- 2. CRC throughput ---------------------------------------------------------------------
+  await StorageCRC64Calculator.init()
+  const crcRows: Array<Array<string | number>> = []
+  for (const size of [MiB, CHUNK]) {
+    const loop = (fn: (b: Buffer) => void) => () => { for (let o = 0; o < TOTAL; o += size) fn(source.subarray(o % source.length, o % source.length + size)) }
+    const ours = await runs(loop((b) => { new Crc64().update(b).digest() }))
+    const azure = await runs(loop((b) => { new StorageCRC64Calculator().final(b, b.length) }))
+    const crc32 = await runs(loop((b) => { zlib.crc32(b) }))
+    const md5 = await runs(loop((b) => { createHash('md5').update(b).digest() }))
+    const rate = (s: Sample): number => (TOTAL / MiB) / (s.wall / 1000)
+    crcRows.push([`${size / 1024} KiB`, rate(ours), rate(azure), rate(crc32), rate(md5), `${(rate(ours) / rate(azure)).toFixed(2)}×`])
+  }
+  table('2. Throughput, MiB/s (one thread)', ['buffer', 'CRC64 ours', 'CRC64 Azure WASM', 'zlib.crc32', 'MD5 (crypto)', 'ours / Azure'], crcRows)
 
-// ---- 3. Small bodies -----------------------------------------------------------------------
-const forced = new Md5WorkerPool({ inlineBelow: 0 })
-const smallRows: Array<Array<string | number>> = []
-for (const size of [4 * 1024, 16 * 1024, 64 * 1024, 256 * 1024]) {
-  const n = Math.max(200, Math.min(5000, Math.floor(256 * MiB / size / 8)))
-  const body = source.subarray(0, size)
-  const inlineS = await runs(() => { for (let i = 0; i < n; i++) createHash('md5').update(body).digest() })
-  const workerS = await runs(async () => { for (let i = 0; i < n; i++) { const h = forced.createHasher(); h.update(body); await h.digest() } })
-  const us = (ms: number): number => ms * 1000 / n
-  smallRows.push([`${size / 1024} KiB`, us(inlineS.main), us(workerS.main), us(inlineS.wall), us(workerS.wall)])
+  // ---- 3. Small bodies -----------------------------------------------------------------------
+  const forced = new Md5WorkerPool({ inlineBelow: 0 })
+  const smallRows: Array<Array<string | number>> = []
+  for (const size of [4 * 1024, 16 * 1024, 64 * 1024, 256 * 1024]) {
+    const n = Math.max(200, Math.min(5000, Math.floor(256 * MiB / size / 8)))
+    const body = source.subarray(0, size)
+    const inlineS = await runs(() => { for (let i = 0; i < n; i++) createHash('md5').update(body).digest() })
+    const workerS = await runs(async () => { for (let i = 0; i < n; i++) { const h = forced.createHasher(); h.update(body); await h.digest() } })
+    const us = (ms: number): number => ms * 1000 / n
+    smallRows.push([`${size / 1024} KiB`, us(inlineS.main), us(workerS.main), us(inlineS.wall), us(workerS.wall)])
+  }
+  table('3. Small bodies, µs per object (sequential)', ['body', 'inline main CPU', 'worker main CPU', 'inline latency', 'worker latency'], smallRows)
+  await forced.close()
 }
-table('3. Small bodies, µs per object (sequential)', ['body', 'inline main CPU', 'worker main CPU', 'inline latency', 'worker latency'], smallRows)
-await forced.close()
 
 // ---- 4. PUT over loopback ------------------------------------------------------------------
 if (HTTP) {
@@ -158,7 +165,7 @@ if (HTTP) {
   let mode: Mode = 'none'
   const server = http.createServer((req, res) => {
     const m0 = threadCpuMs()
-    const h = mode === 'md5-worker' ? pool.createHasher() : undefined
+    const h = mode === 'md5-worker' ? createHasher() : undefined
     const inlineHash = mode === 'md5-inline' ? createHash('md5') : undefined
     const crc = mode === 'crc64-inline' ? new Crc64() : undefined
     req.on('data', (c: Buffer) => {

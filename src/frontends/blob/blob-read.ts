@@ -63,7 +63,8 @@ export async function getBlob (ctx: BlobContext): Promise<void> {
 function applySasOverrides (ctx: BlobContext): void {
   if (ctx.auth.kind !== 'sas' || ctx.auth.grant.kind !== 'service') return
   for (const [name, value] of Object.entries(ctx.auth.grant.responseHeaders)) {
-    if (value !== undefined && value !== '') ctx.reply.header(name, value)
+    // Header values travel as Latin-1: send the UTF-8 bytes of the signed value.
+    if (value !== undefined && value !== '') ctx.reply.header(name, Buffer.from(value, 'utf8').toString('latin1'))
   }
 }
 

@@ -1,3 +1,4 @@
+import { CacheError } from '../../errors.js'
 import type { BlobContext } from './context.js'
 import { BlobError } from './errors.js'
 import {
@@ -37,14 +38,19 @@ export async function putBlob (ctx: BlobContext): Promise<void> {
   requireBlockBlob(ctx)
   const { headers } = ctx.raw
   const size = requiredContentLength(headers)
-  const md5 = requestMd5(headers)
+  const content = contentHeadersFrom(headers, { plain: true, defaultType: 'application/octet-stream' })
   const crc64 = requestCrc64(headers)
+  // Put Blob checks the transactional Content-MD5 and the stored x-ms-blob-content-md5 alike.
+  const sentMd5 = requestMd5(headers)
+  const propertyMd5 = content.contentMd5 === undefined ? undefined : Buffer.from(content.contentMd5, 'base64')
+  if (sentMd5 !== undefined && propertyMd5 !== undefined && !sentMd5.equals(propertyMd5)) throw new CacheError('CC_ERR_MD5_MISMATCH')
+  const md5 = sentMd5 ?? propertyMd5
   const { meta, checksums } = await ctx.service.putObject({
     container: ctx.container,
     name: ctx.blob,
     body: ctx.raw,
     size,
-    content: contentHeadersFrom(headers, { plain: true, defaultType: 'application/octet-stream' }),
+    content,
     metadata: metadataFromHeaders(ctx.raw.rawHeaders),
     conditions: conditionsFromHeaders(headers),
     expect: { ...(md5 === undefined ? {} : { md5 }), ...(crc64 === undefined ? {} : { crc64 }) },

@@ -40,6 +40,8 @@ export interface Route {
   handler: Handler
   /** SAS permission the operation needs. */
   permission: SasPermission
+  /** Writes Azure also allows with `c` (create) when the blob does not exist yet. */
+  createAllowed?: boolean
 }
 
 /** Reads a small request body (block lists) with a hard cap. */

@@ -33,9 +33,9 @@ const ROUTES = new Map<string, Route>([
   ['HEAD container container metadata', containerMeta],
   ['GET container container list', { op: 'ListBlobs', handler: listBlobs, permission: 'l' }],
 
-  ['PUT blob  ', { op: 'PutBlob', handler: putBlobOrCopy, permission: 'w' }],
-  ['PUT blob  block', { op: 'PutBlock', handler: putBlock, permission: 'w' }],
-  ['PUT blob  blocklist', { op: 'PutBlockList', handler: putBlockList, permission: 'w' }],
+  ['PUT blob  ', { op: 'PutBlob', handler: putBlobOrCopy, permission: 'w', createAllowed: true }],
+  ['PUT blob  block', { op: 'PutBlock', handler: putBlock, permission: 'w', createAllowed: true }],
+  ['PUT blob  blocklist', { op: 'PutBlockList', handler: putBlockList, permission: 'w', createAllowed: true }],
   ['GET blob  blocklist', { op: 'GetBlockList', handler: getBlockList, permission: 'r' }],
   ['GET blob  ', { op: 'GetBlob', handler: getBlob, permission: 'r' }],
   ['HEAD blob  ', { op: 'GetBlobProperties', handler: getBlobProperties, permission: 'r' }],

@@ -145,12 +145,15 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
           `${t.query.has('restype') ? ' restype=' + String(t.query.get('restype')) : ''}${t.query.has('comp') ? ' comp=' + String(t.query.get('comp')) : ''}`)
       }
       if (auth.kind === 'sas') {
-        authorizeSas(auth.grant, {
+        const need = {
           permission: route.permission,
           resourceType: t.level === 'service' ? 'service' : t.level === 'container' ? 'container' : 'object',
           ...(t.container === '' ? {} : { container: t.container }),
           ...(t.blob === '' ? {} : { blob: t.blob })
-        })
+        } as const
+        const createOnly = route.createAllowed === true && !auth.grant.permissions.has('w') &&
+          auth.grant.permissions.has('c') && service.store.head(t.container, t.blob) === undefined
+        authorizeSas(auth.grant, createOnly ? { ...need, permission: 'c' } : need)
       }
       const ac = new AbortController()
       reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort() })
