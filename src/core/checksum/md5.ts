@@ -58,7 +58,7 @@ export interface Md5PoolOptions {
 }
 
 export interface Md5HasherOptions {
-  /** `update()` returns false once this many bytes are pending. Default 4 × batchBytes. */
+  /** `update()` returns false once this many bytes are pending. Default 4 × batchBytes; at least batchBytes. */
   highWaterMark?: number
 }
 
@@ -136,7 +136,10 @@ export class Md5WorkerPool {
 
   createHasher (options: Md5HasherOptions = {}): Md5Hasher {
     if (this.#closed) throw new CacheError('CC_ERR_INTERNAL', 'MD5 worker pool is closed')
-    return new PooledMd5Hasher(this, this.#nextId++, options.highWaterMark ?? 4 * this.batchBytes)
+    // Below one batch, a partly filled batch (never sent until full) could hold
+    // pendingBytes at the mark with nothing in flight to bring it down.
+    const highWaterMark = Math.max(options.highWaterMark ?? 4 * this.batchBytes, this.batchBytes)
+    return new PooledMd5Hasher(this, this.#nextId++, highWaterMark)
   }
 
   /** Worker threads currently running. */
@@ -254,6 +257,7 @@ class PooledMd5Hasher implements Md5Hasher {
     const wasDigesting = this.#state === 'digesting'
     this.#state = 'destroyed'
     this.#releaseBatch()
+    this.#inFlight = 0 // batches still at the worker return to the pool without us
     if (this.#slot !== undefined && !this.#slot.dead) {
       this.#slot.hashers.delete(this.id)
       if (!wasDigesting) this.#slot.post({ op: 'drop', id: this.id }, false)
@@ -263,7 +267,7 @@ class PooledMd5Hasher implements Md5Hasher {
     this.#clearDigest()
   }
 
-  /** Transfer the current batch to the worker (assigning one on first use). */
+  /** Post the current batch to the worker (assigning one on first use). */
   #send (): void {
     const batch = this.#batch!
     const len = this.#batchLen
