@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { CacheError } from '../errors.js'
+import type { ChunkObserver } from '../store/durable.js'
 import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
 import type { ListQuery } from '../store/sorted-names.js'
 import { Crc64 } from './checksum/crc64.js'
@@ -210,8 +211,8 @@ export class ObjectService {
     if (size > max) throw new CacheError('CC_ERR_BODY_TOO_LARGE', undefined, { detail: { max } })
     const md5: Md5Hasher | undefined = alwaysMd5 || expect?.md5 !== undefined ? createMd5Hasher() : undefined
     const crc = expect?.crc64 !== undefined ? new Crc64() : undefined
-    const observers: Array<(chunk: Buffer) => void> = []
-    if (md5 !== undefined) observers.push((chunk) => md5.update(chunk))
+    const observers: ChunkObserver[] = []
+    if (md5 !== undefined) observers.push((chunk) => md5.update(chunk) ? undefined : md5.ready())
     if (crc !== undefined) observers.push((chunk) => { crc.update(chunk) })
     let data: Ingested
     try {

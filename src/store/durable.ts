@@ -40,7 +40,8 @@ export async function writeFileAtomic (tmpDir: string, target: string, data: str
   }
 }
 
-export type ChunkObserver = (chunk: Buffer) => void
+/** Sees every chunk in order; may return a promise to hold the stream back (backpressure). */
+export type ChunkObserver = (chunk: Buffer) => void | Promise<void>
 
 export interface IngestOptions {
   /** Exact number of bytes the body must carry (Content-Length); shorter or longer fails. */
@@ -78,7 +79,10 @@ export async function ingestToTemp (tmpDir: string, body: Readable, opts: Ingest
             throw new CacheError(opts.expectedSize === undefined ? 'CC_ERR_BODY_TOO_LARGE' : 'CC_ERR_INVALID_INPUT',
               opts.expectedSize === undefined ? undefined : 'The request body is longer than the declared content length.')
           }
-          for (const observe of observers) observe(chunk)
+          for (const observe of observers) {
+            const wait = observe(chunk)
+            if (wait !== undefined) await wait
+          }
           yield chunk
         }
       },

@@ -2,8 +2,9 @@
  * Starts Microsoft's Azurite Blob emulator (the reference implementation the conformance suite is
  * checked against) as a child process on 127.0.0.1 and a kernel-chosen port.
  *
- * - in-memory persistence (Azurite then writes no files; its working directory is the OS temp dir
- *   anyway), so nothing is left behind and no `--location` is needed (the two are exclusive);
+ * - in-memory persistence by default (Azurite then writes no files; its working directory is the OS
+ *   temp dir anyway), so nothing is left behind and no `--location` is needed (the two are
+ *   exclusive); `location` persists to a directory the caller owns instead (benchmarks);
  * - `--disableTelemetry`: Azurite ≥ 3.32 otherwise phones home from every test run;
  * - the child dies with the test process: `stop()` kills it (see `terminate`), a process 'exit'
  *   hook kills it, and an IPC-disconnect watchdog preloaded into the child ends it
@@ -31,6 +32,11 @@ export interface AzuriteOptions {
   args?: string[]
   /** How long to wait for the "listens on" line. Default 30 s. */
   startTimeoutMs?: number
+  /**
+   * Persist blobs and metadata under this directory (`--location`) instead of in memory. The
+   * caller creates it and removes it after `stop()`.
+   */
+  location?: string
 }
 
 /** Azurite's well-known development account (documented, not a secret). */
@@ -55,7 +61,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteHa
       azuriteBlobMain,
       '--blobHost', '127.0.0.1',
       '--blobPort', '0',
-      '--inMemoryPersistence',
+      ...(opts.location === undefined ? ['--inMemoryPersistence'] : ['--location', opts.location]),
       '--skipApiVersionCheck',
       '--loose',
       '--disableProductStyleUrl',
@@ -152,7 +158,8 @@ function probe(port: number): Promise<void> {
 }
 
 /**
- * SIGKILL, not SIGTERM: the emulator keeps everything in memory, so there is nothing to flush, and
+ * SIGKILL, not SIGTERM: the emulator keeps everything in memory (or in a `location` its caller
+ * throws away), so there is nothing to flush, and
  * Azurite's graceful close waits for idle keep-alive client sockets (up to 5 s per stop).
  */
 async function terminate(child: ChildProcess): Promise<void> {

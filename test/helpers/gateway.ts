@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -39,6 +40,30 @@ export interface GatewayHandle {
   kill (signal?: NodeJS.Signals): Promise<void>
 }
 
+/**
+ * The compiled gateway (`npm test` builds it first) when it is at least as new
+ * as every source file; otherwise the TypeScript sources through tsx. Tests
+ * measure memory against the compiled form, which is what users run.
+ */
+function entryArgs (): string[] {
+  const compiled = join(repoRoot, 'dist', 'src', 'main.js')
+  let builtAt = 0
+  try {
+    builtAt = statSync(compiled).mtimeMs
+  } catch {
+    return ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')]
+  }
+  const newest = (dir: string): number => {
+    let m = 0
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
+    }
+    return m
+  }
+  return newest(join(repoRoot, 'src')) <= builtAt ? [compiled] : ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')]
+}
+
 // Preloaded into the child: exit when the test process goes away, however it goes.
 const watchdog = "data:text/javascript,process.on('disconnect',()=>process.exit(0))"
 
@@ -46,7 +71,7 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
   const ownDir = opts.dataDir === undefined
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'ckptcache-test-'))
   const child = spawn(process.execPath, [
-    '--import', watchdog, '--import', 'tsx', join(repoRoot, 'src', 'main.ts'), 'serve',
+    '--import', watchdog, ...entryArgs(), 'serve',
     '--host', '127.0.0.1', '--blob-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
   ], {
     cwd: repoRoot,
