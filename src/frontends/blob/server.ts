@@ -13,8 +13,15 @@ import { XML_DECL, escapeXml } from './xml.js'
 /** The version we answer with when a client sends none; any version a client sends is echoed. */
 export const DEFAULT_API_VERSION = '2025-01-05'
 const SERVER_HEADER = 'ckptcache Windows-Azure-Blob/1.0'
-/** Above this much unread body an error response closes the connection instead of draining it. */
-const DRAIN_LIMIT = 1024 * 1024
+/**
+ * An error answered before the body was read drains up to this much of it,
+ * so the client (still sending) reads the error instead of a reset; above it
+ * the connection is closed.
+ */
+const DRAIN_LIMIT = 256 * 1024 * 1024
+const DRAIN_TIMEOUT_MS = 5000
+/** In-flight requests get this long to finish on shutdown. */
+const SHUTDOWN_GRACE_MS = 30_000
 
 interface Target {
   level: ResourceLevel
@@ -68,8 +75,21 @@ function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply):
   }
   const e = errorShape(err)
   if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
-  const declared = Number(header(request.raw.headers, 'content-length') ?? 0)
-  if (!request.raw.complete && declared > DRAIN_LIMIT) reply.header('connection', 'close')
+  if (!request.raw.complete && !request.raw.destroyed) {
+    const declared = Number(header(request.raw.headers, 'content-length') ?? 0)
+    if (declared > DRAIN_LIMIT) {
+      reply.header('connection', 'close')
+    } else {
+      // A client that stops sending once it has its answer must not hold the connection open.
+      const req = request.raw
+      req.resume()
+      reply.raw.once('finish', () => {
+        if (req.complete) return
+        const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
+        req.once('end', () => clearTimeout(timer))
+      })
+    }
+  }
   reply.code(e.status)
   reply.header('x-ms-error-code', e.code)
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
@@ -186,7 +206,18 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
       return addr.port
     },
     async close (): Promise<void> {
-      await app.close()
+      // Connections that turn idle after close() began (a keep-alive socket whose request just
+      // finished) would otherwise linger until the keep-alive timeout; close them as they idle,
+      // and give requests still in flight a bounded time.
+      const server = app.server
+      const sweep = setInterval(() => server.closeIdleConnections(), 100)
+      const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+      try {
+        await app.close()
+      } finally {
+        clearInterval(sweep)
+        clearTimeout(deadline)
+      }
     }
   }
 }

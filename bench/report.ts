@@ -1,0 +1,260 @@
+/**
+ * Statistics, the setup header and the tables of the Blob benchmark.
+ */
+
+import { execFileSync } from 'node:child_process'
+import { readFileSync, statfsSync } from 'node:fs'
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import type { ServerName } from './servers/start.js'
+
+export const MiB = 1024 * 1024
+export const GiB = 1024 * MiB
+
+// ---- statistics ---------------------------------------------------------------------------------
+
+export function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
+}
+
+export interface Stats {
+  median: number
+  min: number
+  max: number
+  n: number
+}
+
+export function stats (xs: number[]): Stats | undefined {
+  if (xs.length === 0) return undefined
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
+}
+
+// ---- one measured run -------------------------------------------------------------------------
+
+export interface Sample {
+  /** MiB/s or ops/s; absent when the run failed. */
+  value?: number
+  seconds: number
+  bytes: number
+  ops: number
+  /** Server process CPU seconds (all threads) during the run. */
+  serverCpuS?: number
+  /** Benchmark (client) process CPU seconds during the run. */
+  clientCpuS: number
+  /** Server peak RSS during the run, bytes. */
+  peakRssBytes?: number
+  error?: string
+}
+
+export interface Scenario {
+  key: string
+  label: string
+  unit: 'MiB/s' | 'ops/s'
+  servers: readonly ServerName[]
+  /** Targets this row is judged against. */
+  targets: { vsCeiling?: number, vsAzurite?: number }
+  /** Which RSS phase this row belongs to (for the "peak during" table). */
+  rssPhase: string
+}
+
+export type Results = Record<string, Partial<Record<ServerName, Sample[]>>>
+
+export function valueStats (samples: Sample[] | undefined): Stats | undefined {
+  return stats((samples ?? []).flatMap((s) => s.value === undefined ? [] : [s.value]))
+}
+
+// ---- setup header -----------------------------------------------------------------------------
+
+/** Filesystem type and source of the mount holding `path` (longest mount-point prefix). */
+export function filesystemOf (path: string): { type: string, source: string, mountPoint: string } {
+  let best = { type: '?', source: '?', mountPoint: '' }
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [pre, post] = line.split(' - ')
+      if (pre === undefined || post === undefined) continue
+      const mountPoint = pre.split(' ')[4] ?? ''
+      const [type, source] = post.split(' ')
+      const under = path === mountPoint || path.startsWith(mountPoint.endsWith('/') ? mountPoint : mountPoint + '/')
+      if (under && mountPoint.length >= best.mountPoint.length) best = { type: type ?? '?', source: source ?? '?', mountPoint }
+    }
+  } catch { /* not Linux */ }
+  return best
+}
+
+export function freeBytes (path: string): number | undefined {
+  try {
+    const s = statfsSync(path)
+    return s.bavail * s.bsize
+  } catch {
+    return undefined
+  }
+}
+
+function git (args: string[], cwd: string): string {
+  try {
+    return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return '?'
+  }
+}
+
+export interface Setup {
+  date: string
+  node: string
+  cpu: string
+  cpus: number
+  memory: string
+  kernel: string
+  loadAvgStart: number[]
+  loadAvgEnd?: number[]
+  tempRoot: string
+  filesystem: string
+  freeAtStart: string
+  gitHead: string
+  gitDirty: string[]
+  sdk: string
+  servers: Record<string, string>
+  rssResetSupported: boolean
+  plan: string[]
+}
+
+export function collectSetup (repoRoot: string, tempRoot: string, sdkVersion: string, plan: string[]): Setup {
+  const fs = filesystemOf(tempRoot)
+  const free = freeBytes(tempRoot)
+  const dirty = git(['status', '--porcelain', '--', 'src', 'test/helpers', 'bench'], repoRoot)
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? '?',
+    cpus: cpus().length,
+    memory: `${(totalmem() / GiB).toFixed(1)} GiB`,
+    kernel: release(),
+    loadAvgStart: loadavg(),
+    tempRoot,
+    filesystem: `${fs.type} on ${fs.source} (mounted at ${fs.mountPoint})`,
+    freeAtStart: free === undefined ? '?' : `${(free / GiB).toFixed(0)} GiB`,
+    gitHead: git(['rev-parse', '--short', 'HEAD'], repoRoot),
+    gitDirty: dirty === '' || dirty === '?' ? [] : dirty.split('\n').map((l) => l.trim()),
+    sdk: `@azure/storage-blob ${sdkVersion}`,
+    servers: {},
+    rssResetSupported: false,
+    plan
+  }
+}
+
+export function printSetup (s: Setup): void {
+  const lines = [
+    `# ckptcache Blob benchmark  ${s.date}`,
+    '',
+    `Node ${s.node}; ${s.cpus} × ${s.cpu}; ${s.memory} RAM; Linux ${s.kernel}; load average at start ${s.loadAvgStart.map((l) => l.toFixed(2)).join(' ')}`,
+    `temp dir ${s.tempRoot}: ${s.filesystem}, ${s.freeAtStart} free (gateway, ceiling and Azurite each in a subdirectory)`,
+    `source: git ${s.gitHead}${s.gitDirty.length > 0 ? ` + uncommitted: ${s.gitDirty.join(', ')}` : ''}`,
+    `client: ${s.sdk} in the benchmark process (retries off); each server is its own child process:`,
+    ...Object.entries(s.servers).map(([k, v]) => `  ${k.padEnd(8)} ${v}`),
+    ...s.plan,
+    `peak RSS = VmHWM from /proc/<pid>/status${s.rssResetSupported ? ', reset before each run (clear_refs) for per-phase peaks' : ' (reset not permitted: phase peaks are peaks since start)'}`
+  ]
+  console.log(lines.join('\n'))
+}
+
+// ---- tables -----------------------------------------------------------------------------------
+
+const fmt = (v: number): string => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+
+function cell (st: Stats | undefined, failed: number): string {
+  if (st === undefined) return failed > 0 ? `failed ×${failed}` : '—'
+  const range = st.n > 1 ? ` (${fmt(st.min)}–${fmt(st.max)})` : ''
+  return `${fmt(st.median)}${range}${failed > 0 ? ` [${failed} failed]` : ''}`
+}
+
+function ratio (a: Stats | undefined, b: Stats | undefined): number | undefined {
+  return a === undefined || b === undefined || b.median === 0 ? undefined : a.median / b.median
+}
+
+export function printTable (title: string, head: string[], rows: string[][], align?: Array<'l' | 'r'>): void {
+  console.log(`\n${title}`)
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const pad = (s: string, i: number): string => (align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? s.padEnd(widths[i] as number) : s.padStart(widths[i] as number)
+  console.log('| ' + head.map(pad).join(' | ') + ' |')
+  console.log('|' + widths.map((w, i) => (align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|')
+  for (const r of rows) console.log('| ' + r.map(pad).join(' | ') + ' |')
+}
+
+export interface RowSummary {
+  key: string
+  label: string
+  unit: string
+  gateway?: Stats
+  ceiling?: Stats
+  azurite?: Stats
+  gatewayVsCeiling?: number
+  gatewayVsAzurite?: number
+  targets: Array<{ what: string, want: number, got?: number, met?: boolean }>
+}
+
+export function summarize (scenarios: Scenario[], results: Results): RowSummary[] {
+  return scenarios.map((sc) => {
+    const r = results[sc.key] ?? {}
+    const gateway = valueStats(r.gateway)
+    const ceiling = valueStats(r.ceiling)
+    const azurite = valueStats(r.azurite)
+    const gatewayVsCeiling = ratio(gateway, ceiling)
+    const gatewayVsAzurite = ratio(gateway, azurite)
+    const targets: RowSummary['targets'] = []
+    if (sc.targets.vsCeiling !== undefined) {
+      targets.push({ what: 'gateway/ceiling', want: sc.targets.vsCeiling, got: gatewayVsCeiling, met: gatewayVsCeiling === undefined ? undefined : gatewayVsCeiling >= sc.targets.vsCeiling })
+    }
+    if (sc.targets.vsAzurite !== undefined) {
+      targets.push({ what: 'gateway/Azurite', want: sc.targets.vsAzurite, got: gatewayVsAzurite, met: gatewayVsAzurite === undefined ? undefined : gatewayVsAzurite >= sc.targets.vsAzurite })
+    }
+    return { key: sc.key, label: sc.label, unit: sc.unit, gateway, ceiling, azurite, gatewayVsCeiling, gatewayVsAzurite, targets }
+  })
+}
+
+export function printResults (scenarios: Scenario[], results: Results, summary: RowSummary[]): void {
+  const failed = (key: string, s: ServerName): number => (results[key]?.[s] ?? []).filter((x) => x.value === undefined).length
+  const rows = summary.map((row) => {
+    const sc = scenarios.find((s) => s.key === row.key) as Scenario
+    const has = (s: ServerName): boolean => sc.servers.includes(s)
+    const target = row.targets.map((t) => {
+      const name = t.what === 'gateway/ceiling' ? 'C' : 'A'
+      const verdict = t.met === undefined ? '?' : t.met ? 'ok' : 'MISS'
+      return `≥${t.want}×${name} ${verdict}`
+    }).join(', ')
+    return [
+      `${row.label} [${row.unit}]`,
+      cell(row.gateway, failed(row.key, 'gateway')),
+      has('ceiling') ? cell(row.ceiling, failed(row.key, 'ceiling')) : 'n/a',
+      has('azurite') ? cell(row.azurite, failed(row.key, 'azurite')) : 'n/a',
+      row.gatewayVsCeiling === undefined ? '—' : `${row.gatewayVsCeiling.toFixed(2)}×`,
+      row.gatewayVsAzurite === undefined ? '—' : `${row.gatewayVsAzurite.toFixed(2)}×`,
+      target
+    ]
+  })
+  printTable('Throughput: median (min–max) over runs; higher is better. Target: C = ceiling, A = Azurite.',
+    ['scenario', 'gateway', 'ceiling', 'Azurite', 'gateway/ceiling', 'gateway/Azurite', 'target'], rows,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'l'])
+}
+
+/** Server CPU per unit of work, medians: where each server spends the 2 cores. */
+export function printCpu (scenarios: Scenario[], results: Results, servers: readonly ServerName[]): void {
+  const rows = scenarios.map((sc) => {
+    const per = (s: ServerName): string => {
+      const xs = (results[sc.key]?.[s] ?? []).filter((x) => x.value !== undefined && x.serverCpuS !== undefined)
+      if (xs.length === 0 || !sc.servers.includes(s)) return '—'
+      const norm = sc.unit === 'MiB/s'
+        ? median(xs.map((x) => (x.serverCpuS as number) / (x.bytes / GiB)))
+        : median(xs.map((x) => (x.serverCpuS as number) / x.ops * 1e6))
+      const client = sc.unit === 'MiB/s'
+        ? median(xs.map((x) => x.clientCpuS / (x.bytes / GiB)))
+        : median(xs.map((x) => x.clientCpuS / x.ops * 1e6))
+      return `${fmt(norm)} / ${fmt(client)}`
+    }
+    return [`${sc.label} [${sc.unit === 'MiB/s' ? 'CPU s/GiB' : 'CPU µs/op'}]`, ...servers.map(per)]
+  })
+  printTable('CPU cost, medians: server / client (the benchmark process) — both share the same 2 cores.',
+    ['scenario', ...servers], rows)
+}
+
+export const fmtMiB = (b: number | undefined): string => b === undefined || b === 0 ? '—' : `${(b / MiB).toFixed(0)} MiB`

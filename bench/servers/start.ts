@@ -1,0 +1,189 @@
+/**
+ * Starts the three servers the Blob benchmark compares, each as its own child
+ * process (so its peak RSS and CPU can be read from /proc and the client's CPU
+ * is not counted against it), each with its own directory under one root on
+ * the same filesystem:
+ *
+ * - gateway: `ckptcache serve` through test/helpers/gateway.ts;
+ * - ceiling: bench/servers/ceiling.ts, a plain node:http file server;
+ * - azurite: Azurite's blob server through test/helpers/azurite.ts, persisting to disk.
+ */
+
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { startAzurite } from '../../test/helpers/azurite.js'
+import { startGateway } from '../../test/helpers/gateway.js'
+import { commandLine, findChildPids } from '../rss.js'
+
+export type ServerName = 'gateway' | 'ceiling' | 'azurite'
+export const SERVER_NAMES: readonly ServerName[] = ['gateway', 'ceiling', 'azurite']
+
+export interface BenchServer {
+  name: ServerName
+  pid: number
+  /** How the process was started, for the setup header. */
+  command: string
+  connectionString: string
+  dir: string
+  /** Stops the process (bounded: SIGKILL after a grace period). Idempotent. */
+  stop (): Promise<void>
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+const ACCOUNT = 'devstoreaccount1'
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+const STOP_GRACE_MS = 10_000
+const START_TIMEOUT_MS = 60_000
+
+const connectionStringFor = (port: number): string =>
+  `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};BlobEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`
+
+async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const t = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, ms) })
+  try {
+    return await Promise.race([p, t])
+  } catch (err) {
+    console.error(`bench: ${what} failed: ${String(err)}`)
+    return undefined
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function killQuietly (pid: number): void {
+  try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+}
+
+export async function startGatewayServer (dir: string): Promise<BenchServer> {
+  await mkdir(dir, { recursive: true })
+  const gw = await startGateway({ dataDir: dir, startTimeoutMs: START_TIMEOUT_MS })
+  const pid = gw.child.pid as number
+  let stopping: Promise<void> | undefined
+  return {
+    name: 'gateway',
+    pid,
+    command: commandLine(pid),
+    connectionString: gw.connectionString,
+    dir,
+    stop () {
+      stopping ??= (async () => {
+        const done = await withTimeout(gw.stop().then(() => true), STOP_GRACE_MS, 'gateway stop')
+        if (done !== true) await gw.kill('SIGKILL')
+      })()
+      return stopping
+    }
+  }
+}
+
+/**
+ * The ceiling runs as plain JavaScript (no tsx loader in the process, like the
+ * compiled gateway): ceiling.ts imports only node: built-ins, so a
+ * transpile-only pass into `outDir` is all it needs.
+ */
+async function transpileCeiling (outDir: string): Promise<string> {
+  const source = await readFile(join(here, 'ceiling.ts'), 'utf8')
+  const js = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
+    fileName: 'ceiling.ts'
+  }).outputText
+  const out = join(outDir, 'ceiling.mjs')
+  await writeFile(out, js)
+  return out
+}
+
+export async function startCeilingServer (dir: string): Promise<BenchServer> {
+  await mkdir(dir, { recursive: true })
+  const script = await transpileCeiling(dirname(dir))
+  const child = spawn(process.execPath, [script, '--dir', dir, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+  })
+  const killOnExit = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+  const exited = once(child, 'exit')
+  let out = ''
+  child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
+  let port: number
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`ceiling did not start within ${START_TIMEOUT_MS} ms: ${out}`)) }, START_TIMEOUT_MS)
+      let buf = ''
+      child.stdout?.on('data', (c: Buffer) => {
+        buf += c.toString('utf8')
+        const m = /ceiling listening on port (\d+)/.exec(buf)
+        if (m !== null) {
+          clearTimeout(timer)
+          resolve(Number(m[1]))
+        }
+      })
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(new Error(`ceiling exited before listening (code ${String(code)}, signal ${String(signal)}): ${out}`))
+      })
+    })
+  } catch (err) {
+    child.kill('SIGKILL')
+    process.removeListener('exit', killOnExit)
+    throw err
+  }
+  child.stdout?.resume()
+  const pid = child.pid as number
+  let stopping: Promise<void> | undefined
+  return {
+    name: 'ceiling',
+    pid,
+    command: commandLine(pid),
+    connectionString: connectionStringFor(port),
+    dir,
+    stop () {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM')
+          const done = await withTimeout(exited.then(() => true), STOP_GRACE_MS, 'ceiling stop')
+          if (done !== true) { child.kill('SIGKILL'); await exited }
+        }
+        process.removeListener('exit', killOnExit)
+      })()
+      return stopping
+    }
+  }
+}
+
+export async function startAzuriteServer (dir: string): Promise<BenchServer> {
+  await mkdir(dir, { recursive: true })
+  const az = await startAzurite({ location: dir, startTimeoutMs: START_TIMEOUT_MS })
+  // The helper does not expose its child; it is our direct child with `--location <dir>`.
+  const pids = findChildPids(process.pid, ['azurite', '--location', dir])
+  if (pids.length !== 1) {
+    await az.stop()
+    throw new Error(`cannot identify the Azurite process (found ${pids.length} candidates)`)
+  }
+  const pid = pids[0] as number
+  let stopping: Promise<void> | undefined
+  return {
+    name: 'azurite',
+    pid,
+    command: commandLine(pid),
+    connectionString: az.connectionString,
+    dir,
+    stop () {
+      stopping ??= (async () => {
+        const done = await withTimeout(az.stop().then(() => true), STOP_GRACE_MS, 'azurite stop')
+        if (done !== true) killQuietly(pid)
+      })()
+      return stopping
+    }
+  }
+}
+
+/** Starts all three; on any failure stops the ones already started and rethrows. */
+export async function startServers (root: string, started: BenchServer[]): Promise<BenchServer[]> {
+  started.push(await startGatewayServer(join(root, 'gateway')))
+  started.push(await startCeilingServer(join(root, 'ceiling')))
+  started.push(await startAzuriteServer(join(root, 'azurite')))
+  return started
+}
