@@ -1,5 +1,6 @@
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
+import { AUTO_CAPACITY_FRACTION } from './config/settings.js'
 import type { Config } from './config/schema.js'
 import { ObjectService } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
@@ -31,6 +32,11 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
     onError: (err, what) => log.error({ err }, `store: ${what} failed`)
   })
   await store.open()
+  if (config.capacityAuto === true) {
+    // `auto` measured free space only; what this store already holds is part of its share too.
+    const held = store.stats().committed + store.stats().staged
+    store.setCapacity(config.capacity + Math.floor(held * AUTO_CAPACITY_FRACTION))
+  }
   const stats = store.stats()
   log.info({ dataDir: config.dataDir, objects: stats.objects, containers: stats.containers, usedBytes: stats.used, capacity: stats.capacity }, 'store opened')
   const service = new ObjectService(store)

@@ -122,7 +122,9 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string 
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  return { ...config, capacity: capacity as number }
+  return config.capacity === 'auto'
+    ? { ...config, capacity: capacity as number, capacityAuto: true }
+    : { ...config, capacity: capacity as number }
 }
 
 interface ParsedArgv {

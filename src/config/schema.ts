@@ -20,6 +20,11 @@ export interface Config {
   accountKey: string
   /** Store capacity in bytes (objects plus staged blocks). */
   capacity: number
+  /**
+   * Set when `capacity` came from `auto` (a fraction of the free space at start-up): the node then
+   * adds the same fraction of what the store already holds, so a full cache keeps its size across restarts.
+   */
+  capacityAuto?: boolean
   /** What a write that does not fit does: `reject` fails it, `lru` evicts least recently used objects. */
   eviction: EvictionPolicy
   /** Uncommitted blocks older than this are garbage-collected (Azure keeps them 7 days). */

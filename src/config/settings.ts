@@ -17,7 +17,7 @@ import {
 } from './parse.js'
 
 /** Config as read, before `capacity: 'auto'` is resolved against the data dir's filesystem. */
-export type RawConfig = Omit<Config, 'capacity'> & { capacity: number | 'auto' }
+export type RawConfig = Omit<Config, 'capacity' | 'capacityAuto'> & { capacity: number | 'auto' }
 
 /** Where relative paths resolve and where the default data dir comes from. */
 export interface ParseContext {

@@ -10,7 +10,7 @@ import type { EvictionPolicy } from '../config/schema.js'
  * interleave with another request.
  */
 export class Capacity {
-  readonly limit: number
+  limit: number
   readonly policy: EvictionPolicy
   committed = 0
   staged = 0

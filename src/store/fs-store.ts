@@ -92,6 +92,11 @@ export class FsStore implements LocalStore {
     this.#gcTimer = undefined
   }
 
+  /** Changes the capacity limit (e.g. once the bytes already stored are known at start). */
+  setCapacity (limit: number): void {
+    this.#capacity.limit = limit
+  }
+
   stats (): StoreStats {
     const c = this.#capacity
     return {

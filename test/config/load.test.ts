@@ -47,7 +47,7 @@ t.test('defaults', async t => {
   t.ok(Number.isSafeInteger(config.capacity) && config.capacity > 0, 'capacity is a positive whole number of bytes')
   // Others write to this filesystem at the same time: allow 1 GiB of drift.
   t.ok(Math.abs(config.capacity - expectedCapacity) < 2 ** 30, `capacity auto ${config.capacity} ≈ 90% of free ${expectedCapacity}`)
-  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'dataDir', 'eviction', 'host', 'logLevel', 'mode', 'stagedBlockMaxAgeMs'])
+  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'mode', 'stagedBlockMaxAgeMs'])
 })
 
 t.test('default data dir', async t => {
