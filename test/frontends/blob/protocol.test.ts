@@ -200,3 +200,26 @@ t.test('names are bytes, never paths', async (t) => {
   const top = (await readdir(gw.dataDir)).sort()
   t.same(top, ['FORMAT', 'containers', 'objects', 'tmp'], 'nothing written outside the store layout')
 })
+
+t.test('a client that aborts an upload leaves no object, no block and no temp file', async (t) => {
+  const c = svc.getContainerClient('proto-abort')
+  await c.create()
+  const sas = await sasFor('proto-abort')
+  const { readdir } = await import('node:fs/promises')
+  const { join } = await import('node:path')
+  for (const path of [`/${gw.account}/proto-abort/put?${sas}`, `/${gw.account}/proto-abort/blk?comp=block&blockid=QUFBQQ%3D%3D&${sas}`]) {
+    const req = request({ host: '127.0.0.1', port: gw.port, method: 'PUT', path, headers: { 'x-ms-blob-type': 'BlockBlob', 'content-length': String(64 * 1024 * 1024) } })
+    req.on('error', () => {})
+    req.write(Buffer.alloc(8 * 1024 * 1024))
+    // Wait until the gateway is writing the body to a temp file, then go away.
+    const deadline = Date.now() + 10_000
+    while ((await readdir(join(gw.dataDir, 'tmp'))).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.ok((await readdir(join(gw.dataDir, 'tmp'))).length > 0, 'the upload was being written when the client left')
+    req.destroy()
+    while ((await readdir(join(gw.dataDir, 'tmp'))).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.same(await readdir(join(gw.dataDir, 'tmp')), [], `temp file removed after abort (${path.split('?')[0] as string})`)
+  }
+  t.equal(await c.getBlockBlobClient('put').exists(), false)
+  const blocks = await c.getBlockBlobClient('blk').getBlockList('all').then(() => 200, (e: { statusCode: number }) => e.statusCode)
+  t.equal(blocks, 404)
+})
