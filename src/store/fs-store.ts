@@ -486,8 +486,10 @@ export class FsStore implements LocalStore {
     const dir = this.#paths.objectDir(hash)
     const created = await mkdir(dir, { recursive: true })
     if (created !== undefined) {
+      // Make the new directory entries durable: the object dir in its fan-out dir, and the
+      // fan-out dir itself when this mkdir created it.
       await fsyncDir(this.#paths.fanoutDir(hash))
-      await fsyncDir(this.#paths.objects)
+      if (created !== dir) await fsyncDir(this.#paths.objects)
     }
     return dir
   }
@@ -511,7 +513,7 @@ export class FsStore implements LocalStore {
     await this.#dropStaged(hash, keep)
     const dir = this.#paths.objectDir(hash)
     for (const e of previous?.extents ?? []) if (!keep.has(e.file)) await this.#pins.remove(join(dir, e.file))
-    await rm(join(dir, 'owner.json'), { force: true })
+    if (previous === undefined) await rm(join(dir, 'owner.json'), { force: true })
   }
 
   async #dropStaged (hash: string, keep: Set<string>): Promise<void> {
