@@ -81,8 +81,8 @@ t.test('--version', async t => {
   const { code, stdout } = await run(['--version'])
   t.equal(code, 0)
   t.equal(stdout, `${version}\n`)
-  const bin = await run(['--version'], {}, ['bin/ckptcache.js'])
-  t.equal(bin.code, 0, 'bin/ckptcache.js runs')
+  const bin = await run(['--version'], {}, ['bin/ckptcache.cjs'])
+  t.equal(bin.code, 0, 'bin/ckptcache.cjs runs')
   t.equal(bin.stdout, `${version}\n`)
 })
 

@@ -41,12 +41,14 @@ export interface GatewayHandle {
 }
 
 /**
- * The compiled gateway (`npm test` builds it first) when it is at least as new
- * as every source file; otherwise the TypeScript sources through tsx. Tests
+ * The `ckptcache` command running the compiled gateway (`npm test` builds it
+ * first) when the build is at least as new as every source file; otherwise the
+ * TypeScript sources through tsx. Tests
  * measure memory against the compiled form, which is what users run.
  */
 function entryArgs (): string[] {
   const compiled = join(repoRoot, 'dist', 'src', 'main.js')
+  const bin = join(repoRoot, 'bin', 'ckptcache.cjs')
   let builtAt = 0
   try {
     builtAt = statSync(compiled).mtimeMs
@@ -61,7 +63,7 @@ function entryArgs (): string[] {
     }
     return m
   }
-  return newest(join(repoRoot, 'src')) <= builtAt ? [compiled] : ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')]
+  return newest(join(repoRoot, 'src')) <= builtAt ? [bin] : ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')]
 }
 
 // Preloaded into the child: exit when the test process goes away, however it goes.
