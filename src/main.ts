@@ -33,6 +33,9 @@ async function main (args: string[]): Promise<void> {
 }
 
 async function serve (flags: string[]): Promise<void> {
+  // A log reader that goes away (closed pipe) must not take the gateway down or keep it from stopping.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
   let config: Config
   try {
     config = loadConfig(flags, process.env)

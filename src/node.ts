@@ -2,6 +2,7 @@ import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { AUTO_CAPACITY_FRACTION } from './config/settings.js'
 import type { Config } from './config/schema.js'
+import { Md5Backfill } from './core/md5-backfill.js'
 import { ObjectService } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
 import { FsStore } from './store/fs-store.js'
@@ -20,10 +21,13 @@ export interface StartOptions {
 
 /** The composition root: builds the store, the object core and the front ends, and starts listening. */
 export async function startNode (config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  // Logs go through process.stdout, not pino's own fd writer: that writer retries a write to a
+  // closed pipe forever when the process exits, so a gateway whose log reader went away could
+  // never stop.
   const log: FastifyBaseLogger = opts.logger ?? pino({
     level: config.logLevel,
     redact: { paths: ['req.headers.authorization', 'accountKey', 'config.accountKey'], censor: '[redacted]' }
-  })
+  }, process.stdout)
   const store = new FsStore({
     root: config.dataDir,
     capacity: config.capacity,
@@ -39,7 +43,9 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   }
   const stats = store.stats()
   log.info({ dataDir: config.dataDir, objects: stats.objects, containers: stats.containers, usedBytes: stats.used, capacity: stats.capacity }, 'store opened')
-  const service = new ObjectService(store)
+  const backfill = new Md5Backfill(store, (err) => log.warn({ err }, 'background Content-MD5 failed'))
+  backfill.scheduleMissing()
+  const service = new ObjectService(store, backfill)
   const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64') }, log)
   let blobPort: number
   try {
@@ -55,6 +61,7 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
     close () {
       closing ??= (async () => {
         await blob.close()
+        await backfill.close()
         await store.close()
       })()
       return closing

@@ -6,6 +6,7 @@ import type { ListQuery } from '../store/sorted-names.js'
 import { Crc64 } from './checksum/crc64.js'
 import { createMd5Hasher, type Md5Hasher } from './checksum/md5.js'
 import { checkReadConditions, checkWriteConditions } from './conditions.js'
+import { INLINE_MD5_MAX, Md5Backfill } from './md5-backfill.js'
 import type { ByteRange, Conditions, ContainerMeta, ContentHeaders, ObjectMeta, StagedBlock, UserMetadata } from './types.js'
 
 /** Largest single-shot object or block body accepted (Azure: 5000 MiB Put Blob, 4000 MiB block). */
@@ -69,9 +70,11 @@ export interface ReadResult {
  */
 export class ObjectService {
   readonly store: LocalStore
+  readonly #backfill: Md5Backfill | undefined
 
-  constructor (store: LocalStore) {
+  constructor (store: LocalStore, backfill?: Md5Backfill) {
     this.store = store
+    this.#backfill = backfill
   }
 
   // ---- containers ----
@@ -124,14 +127,16 @@ export class ObjectService {
 
   /**
    * Put Blob / PutObject. Verifies client checksums before commit and
-   * computes the MD5 Azure stores as the blob's Content-MD5 (off the event
-   * loop). Preconditions are checked before the body is read (fail fast) and
+   * computes the MD5 Azure stores as the blob's Content-MD5 (on worker
+   * threads; after the acknowledgement for large bodies). Preconditions are checked before the body is read (fail fast) and
    * again atomically at commit.
    */
   async putObject (p: PutObjectInput): Promise<{ meta: ObjectMeta, checksums: BodyChecksums }> {
     this.getContainer(p.container)
     checkWriteConditions(this.store.head(p.container, p.name), p.conditions)
-    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, true, p.expect, p.signal)
+    // Small bodies get their MD5 now; a large one's is computed after the acknowledgement.
+    const inlineMd5 = p.size <= INLINE_MD5_MAX || this.#backfill === undefined
+    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
     const meta = await this.store.commitObject(p.container, p.name, data, {
@@ -142,6 +147,7 @@ export class ObjectService {
         ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
       }
     }, (current) => checkWriteConditions(current, p.conditions))
+    if (checksums.md5 === undefined) this.#backfill?.schedule(meta)
     return { meta, checksums }
   }
 

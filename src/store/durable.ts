@@ -70,25 +70,28 @@ export async function ingestToTemp (tmpDir: string, body: Readable, opts: Ingest
   let size = 0
   const ws = createWriteStream(path, { flush: true, highWaterMark: WRITE_HWM })
   try {
-    await pipeline(
-      body,
-      async function * count (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          size += chunk.length
-          if (size > limit) {
-            throw new CacheError(opts.expectedSize === undefined ? 'CC_ERR_BODY_TOO_LARGE' : 'CC_ERR_INVALID_INPUT',
-              opts.expectedSize === undefined ? undefined : 'The request body is longer than the declared content length.')
-          }
-          for (const observe of observers) {
-            const wait = observe(chunk)
-            if (wait !== undefined) await wait
-          }
-          yield chunk
+    // Observers see each chunk from a 'data' listener next to the pipe (an async generator or
+    // Transform in between cost ~20% of PUT throughput). Both listeners attach in this tick,
+    // before the body starts flowing. An observer's promise pauses the body until it settles;
+    // the pipe re-checks the file's backpressure on every chunk.
+    let failure: unknown
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit && failure === undefined) {
+        failure = new CacheError(opts.expectedSize === undefined ? 'CC_ERR_BODY_TOO_LARGE' : 'CC_ERR_INVALID_INPUT')
+        body.destroy(failure as Error)
+        return
+      }
+      for (const observe of observers) {
+        const wait = observe(chunk)
+        if (wait !== undefined) {
+          body.pause()
+          void wait.then(() => body.resume())
         }
-      },
-      ws,
-      opts.signal === undefined ? {} : { signal: opts.signal }
-    )
+      }
+    })
+    await pipeline(body, ws, opts.signal === undefined ? {} : { signal: opts.signal })
+    if (failure !== undefined) throw failure
     if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
       throw new CacheError('CC_ERR_INCOMPLETE_BODY', undefined, { detail: { received: size, expected: opts.expectedSize } })
     }

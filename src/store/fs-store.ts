@@ -404,6 +404,28 @@ export class FsStore implements LocalStore {
     })
   }
 
+  async addChecksums (container: string, name: string, etag: string, checksums: ObjectMeta['checksums']): Promise<boolean> {
+    const hash = objectHash(container, name)
+    return this.#lock.run(hash, async () => {
+      const current = this.#containers.get(container)?.objects.get(name)
+      if (current === undefined || current.etag !== etag) return false
+      const meta: ObjectMeta = {
+        ...current,
+        checksums: { ...current.checksums, ...checksums },
+        content: current.content.contentMd5 === undefined && checksums.md5 !== undefined
+          ? { ...current.content, contentMd5: checksums.md5 }
+          : current.content
+      }
+      await this.#commitMeta(hash, meta)
+      this.#install(hash, meta)
+      return true
+    })
+  }
+
+  objects (): IterableIterator<ObjectMeta> {
+    return this.#byHash.values()
+  }
+
   async deleteObject (container: string, name: string, precheck: Precheck): Promise<ObjectMeta> {
     const hash = objectHash(container, name)
     return this.#lock.run(hash, async () => {

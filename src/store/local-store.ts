@@ -96,6 +96,14 @@ export interface LocalStore {
   copyObject (source: ObjectMeta, container: string, name: string, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
   /** Set Blob Metadata / Set Blob Properties: new etag, same data. */
   updateObject (container: string, name: string, patch: { content?: ContentHeaders, metadata?: UserMetadata }, precheck: Precheck): Promise<ObjectMeta>
+  /**
+   * Records checksums computed after the commit (the Content-MD5 Azure stores for Put Blob) on
+   * the version `etag` names: same etag and last-modified time, since the content did not change.
+   * Returns false when that version is no longer current.
+   */
+  addChecksums (container: string, name: string, etag: string, checksums: ObjectChecksums): Promise<boolean>
+  /** Every committed object (start-up scans). */
+  objects (): IterableIterator<ObjectMeta>
   /** Delete Blob / DeleteObject. Returns the deleted version. */
   deleteObject (container: string, name: string, precheck: Precheck): Promise<ObjectMeta>
   /** Get Blob / GetObject: streams the version `meta` names (whole or a resolved range). */

@@ -223,3 +223,25 @@ t.test('a client that aborts an upload leaves no object, no block and no temp fi
   const blocks = await c.getBlockBlobClient('blk').getBlockList('all').then(() => 200, (e: { statusCode: number }) => e.statusCode)
   t.equal(blocks, 404)
 })
+
+t.test('a large Put Blob gets its Content-MD5 after the acknowledgement, same etag', async (t) => {
+  const c = svc.getContainerClient('proto-md5')
+  await c.create()
+  const { createHash, randomBytes } = await import('node:crypto')
+  const small = randomBytes(64 * 1024)
+  const upSmall = await c.getBlockBlobClient('small').upload(small, small.length)
+  t.equal(Buffer.from(upSmall.contentMD5 ?? []).toString('base64'), createHash('md5').update(small).digest('base64'), 'small body: MD5 in the Put Blob response')
+  const data = randomBytes(24 * 1024 * 1024)
+  const b = c.getBlockBlobClient('large')
+  const up = await b.upload(data, data.length)
+  t.equal(up.contentMD5, undefined, 'large body: no MD5 in the response (not computed yet)')
+  const deadline = Date.now() + 30_000
+  let props = await b.getProperties()
+  while (props.contentMD5 === undefined && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    props = await b.getProperties()
+  }
+  t.equal(Buffer.from(props.contentMD5 ?? []).toString('base64'), createHash('md5').update(data).digest('base64'), 'Content-MD5 is the MD5 of the bytes')
+  t.equal(props.etag, up.etag, 'the etag did not change')
+  t.equal(props.lastModified?.getTime(), up.lastModified?.getTime(), 'nor the last-modified time')
+})

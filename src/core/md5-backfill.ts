@@ -1,0 +1,88 @@
+import type { LocalStore } from '../store/local-store.js'
+import { createMd5Hasher } from './checksum/md5.js'
+import type { ObjectMeta } from './types.js'
+
+/** Bodies up to this size get their MD5 on the request path: it costs less than a scheduling round trip. */
+export const INLINE_MD5_MAX = 8 * 1024 * 1024
+/** Jobs waiting beyond this are dropped (the object simply keeps no Content-MD5); bounded like every queue. */
+const MAX_QUEUED = 100_000
+
+interface Job {
+  container: string
+  name: string
+  etag: string
+}
+
+/**
+ * Computes, after the acknowledgement, the Content-MD5 Azure stores for a
+ * Put Blob whose client sent none. Hashing a large body on the request path
+ * costs ~1.6 CPU-seconds per GiB and caps a single upload at the speed of one
+ * MD5 thread; here it runs one object at a time on the MD5 worker threads,
+ * from the committed file, and lands on the object without changing its
+ * etag. Until then reads return no Content-MD5 (never one not computed).
+ */
+export class Md5Backfill {
+  readonly #store: LocalStore
+  readonly #onError: (err: unknown) => void
+  readonly #queue: Job[] = []
+  #running: Promise<void> | undefined
+  #closed = false
+
+  constructor (store: LocalStore, onError: (err: unknown) => void) {
+    this.#store = store
+    this.#onError = onError
+  }
+
+  /** Queues an object whose MD5 is still unknown. */
+  schedule (meta: ObjectMeta): void {
+    if (this.#closed || this.#queue.length >= MAX_QUEUED) return
+    this.#queue.push({ container: meta.container, name: meta.name, etag: meta.etag })
+    this.#running ??= this.#drain().finally(() => { this.#running = undefined })
+  }
+
+  /** Queues every single-shot object that still lacks its MD5 (after a restart). */
+  scheduleMissing (): void {
+    for (const meta of this.#store.objects()) {
+      if (!meta.fromBlocks && meta.checksums.md5 === undefined && meta.size > INLINE_MD5_MAX) this.schedule(meta)
+    }
+  }
+
+  /** Resolves when the queue is empty (tests, shutdown). */
+  async idle (): Promise<void> {
+    while (this.#running !== undefined) await this.#running
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#queue.length = 0
+    await this.idle()
+  }
+
+  async #drain (): Promise<void> {
+    for (let job = this.#queue.shift(); job !== undefined && !this.#closed; job = this.#queue.shift()) {
+      try {
+        await this.#hash(job)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+  }
+
+  async #hash (job: Job): Promise<void> {
+    const meta = this.#store.head(job.container, job.name)
+    if (meta === undefined || meta.etag !== job.etag) return
+    const hasher = createMd5Hasher()
+    const body = this.#store.openRead(meta)
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (this.#closed) return
+        if (!hasher.update(chunk)) await hasher.ready()
+      }
+      const md5 = (await hasher.digest()).toString('base64')
+      await this.#store.addChecksums(job.container, job.name, job.etag, { md5 })
+    } finally {
+      hasher.destroy()
+      body.destroy()
+    }
+  }
+}
