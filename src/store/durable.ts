@@ -41,6 +41,9 @@ export async function writeFileAtomic (tmpDir: string, target: string, data: str
 }
 
 /** Sees every chunk in order; may return a promise to hold the stream back (backpressure). */
+/** Bodies up to this size are collected and written with one call: a write stream costs more than the data. */
+const SMALL_BODY = 256 * 1024
+
 export type ChunkObserver = (chunk: Buffer) => void | Promise<void>
 
 export interface IngestOptions {
@@ -65,6 +68,7 @@ export interface IngestedFile {
  */
 export async function ingestToTemp (tmpDir: string, body: Readable, opts: IngestOptions): Promise<IngestedFile> {
   const path = join(tmpDir, `i-${nextGen()}`)
+  if (opts.expectedSize !== undefined && opts.expectedSize <= SMALL_BODY) return ingestSmall(path, body, opts, opts.expectedSize)
   const limit = opts.expectedSize ?? opts.maxSize
   const observers = opts.observers ?? []
   let size = 0
@@ -105,4 +109,37 @@ export async function ingestToTemp (tmpDir: string, body: Readable, opts: Ingest
     }
     throw err
   }
+}
+
+/** The small-body path: collect (bounded by the declared size), then open, write, fdatasync, close. */
+async function ingestSmall (path: string, body: Readable, opts: IngestOptions, expected: number): Promise<IngestedFile> {
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > expected) throw new CacheError('CC_ERR_INVALID_INPUT', 'The request body is longer than the declared content length.')
+      for (const observe of opts.observers ?? []) {
+        const wait = observe(chunk)
+        if (wait !== undefined) await wait
+      }
+      chunks.push(chunk)
+      if (opts.signal?.aborted === true) throw new CacheError('CC_ERR_CLIENT_ABORTED')
+    }
+  } catch (err) {
+    if (isCacheError(err)) throw err
+    throw new CacheError('CC_ERR_CLIENT_ABORTED', undefined, { cause: err })
+  }
+  if (size !== expected) throw new CacheError('CC_ERR_INCOMPLETE_BODY', undefined, { detail: { received: size, expected } })
+  const fh = await open(path, 'w')
+  try {
+    if (size > 0) await fh.write(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size))
+    await fh.datasync()
+  } catch (err) {
+    await fh.close().catch(() => {})
+    await rm(path, { force: true })
+    throw err
+  }
+  await fh.close()
+  return { path, size }
 }

@@ -252,6 +252,7 @@ export class FsStore implements LocalStore {
   async commitObject (container: string, name: string, data: Ingested, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta> {
     const hash = objectHash(container, name)
     let reserved = data.reserved
+    let moved = false
     try {
       return await this.#lock.run(hash, async () => {
         const state = this.#container(container)
@@ -260,6 +261,7 @@ export class FsStore implements LocalStore {
         const dir = await this.#ensureDir(hash)
         const file = blobExtentName(nextGen())
         await rename(data.path, join(dir, file))
+        moved = true
         const meta = this.#newMeta(container, name, current, write, [{ file, size: data.size }], false)
         await this.#commitMeta(hash, meta)
         this.#capacity.unreserve(reserved)
@@ -268,13 +270,15 @@ export class FsStore implements LocalStore {
         return meta
       })
     } finally {
-      await this.discard({ ...data, reserved })
+      if (!moved) await this.discard({ ...data, reserved })
+      else this.#capacity.unreserve(reserved)
     }
   }
 
   async stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock> {
     const hash = objectHash(container, name)
     let reserved = data.reserved
+    let moved = false
     try {
       return await this.#lock.run(hash, async () => {
         this.#container(container)
@@ -289,6 +293,7 @@ export class FsStore implements LocalStore {
         }
         const file = blockExtentName(nextGen(), blockId)
         await rename(data.path, join(dir, file))
+        moved = true
         await fsyncDir(dir)
         const block: StagedBlock = { blockId, size: data.size, file, stagedMs: Date.now() }
         if (set === undefined) {
@@ -306,7 +311,8 @@ export class FsStore implements LocalStore {
         return block
       })
     } finally {
-      await this.discard({ ...data, reserved })
+      if (!moved) await this.discard({ ...data, reserved })
+      else this.#capacity.unreserve(reserved)
     }
   }
 
@@ -531,11 +537,13 @@ export class FsStore implements LocalStore {
       await this.#removeObjectFiles(hash, meta.extents, true)
       throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
     }
+    // owner.json names the object of blocks staged before it existed; the meta.json now does.
+    const hadOwnerFile = previous === undefined && this.#staged.has(hash)
     this.#install(hash, meta)
     await this.#dropStaged(hash, keep)
     const dir = this.#paths.objectDir(hash)
     for (const e of previous?.extents ?? []) if (!keep.has(e.file)) await this.#pins.remove(join(dir, e.file))
-    if (previous === undefined) await rm(join(dir, 'owner.json'), { force: true })
+    if (hadOwnerFile) await rm(join(dir, 'owner.json'), { force: true })
   }
 
   async #dropStaged (hash: string, keep: Set<string>): Promise<void> {
