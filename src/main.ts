@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import { ConfigError, loadConfig } from './config/load.js'
 import { helpText } from './config/help.js'
 import { envName } from './config/settings.js'
-import { EMULATOR_KEY, type Config } from './config/schema.js'
+import { DEV_S3_SECRET_KEY, EMULATOR_KEY, type Config } from './config/schema.js'
 import type { RunningNode } from './node.js'
 
 const EXIT_FAILURE = 1
@@ -66,9 +66,10 @@ async function serve (flags: string[]): Promise<void> {
   if (stopSignal !== undefined) return stop(node, stopSignal)
 
   const endpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.blob}/${config.account}`
-  node.log.info({ ports: node.ports }, `ckptcache ready blob=${endpoint}`)
+  const s3Endpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.s3}`
+  node.log.info({ ports: node.ports }, `ckptcache ready blob=${endpoint} s3=${s3Endpoint}`)
   // pino writes asynchronously, so on a pipe this text may land before the ready line.
-  process.stdout.write(connectionInfo(config, endpoint))
+  process.stdout.write(connectionInfo(config, endpoint) + s3ConnectionInfo(config, s3Endpoint))
 }
 
 async function stop (node: RunningNode, signal: NodeJS.Signals): Promise<void> {
@@ -115,6 +116,32 @@ function connectionInfo (config: Config, endpoint: string): string {
   return lines.join('\n')
 }
 
+/** Endpoint and keys for boto3, the AWS CLI and the JavaScript SDK (path-style addressing). */
+function s3ConnectionInfo (config: Config, endpoint: string): string {
+  const devSecret = config.s3SecretKey === DEV_S3_SECRET_KEY
+  const secret = devSecret ? config.s3SecretKey : '<your secret>'
+  const lines = [
+    `ckptcache is serving S3 at ${endpoint} (path-style: ${endpoint}/<bucket>/<key>)`,
+  ]
+  if (!devSecret) lines.push('(replace <your secret> with the S3 secret key you configured)')
+  lines.push(
+    '',
+    'S3 credentials:',
+    `  export AWS_ENDPOINT_URL=${endpoint} AWS_ACCESS_KEY_ID=${config.s3AccessKey} AWS_SECRET_ACCESS_KEY='${secret}' AWS_DEFAULT_REGION=us-east-1`,
+    '',
+    'AWS CLI:',
+    `  aws --endpoint-url ${endpoint} s3 mb s3://ckpt`,
+    '',
+    'Python (boto3):',
+    `  import boto3; s3 = boto3.client('s3', endpoint_url='${endpoint}', aws_access_key_id='${config.s3AccessKey}', aws_secret_access_key='${secret}', region_name='us-east-1', config=boto3.session.Config(s3={'addressing_style': 'path'}))`,
+    '',
+    'JavaScript (@aws-sdk/client-s3):',
+    `  import { S3Client } from '@aws-sdk/client-s3'; const s3 = new S3Client({ endpoint: '${endpoint}', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: '${config.s3AccessKey}', secretAccessKey: '${secret}' } })`,
+    '',
+  )
+  return lines.join('\n')
+}
+
 /** A wildcard bind address cannot be connected to from elsewhere; this machine reaches it via loopback. */
 function connectHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
@@ -135,7 +162,8 @@ function describeStartError (err: unknown, config: Config): string {
   if (e === undefined || e === null || typeof e !== 'object') return `failed to start: ${oneLine(base)}`
   const port = e.port ?? config.blobPort
   const host = e.address ?? config.host
-  const portHelp = `choose another with --blob-port or ${envName('blob-port')} (0 picks any free port)`
+  const flag = port === config.s3Port && port !== config.blobPort ? 's3-port' : 'blob-port'
+  const portHelp = `choose another with --${flag} or ${envName(flag)} (0 picks any free port)`
   switch (e.code) {
     case 'EADDRINUSE':
       return `cannot listen on ${urlHost(host)}:${port}: port ${port} is already in use (another ckptcache or Azurite?); ${portHelp}`

@@ -5,10 +5,11 @@ import type { Config } from './config/schema.js'
 import { Md5Backfill } from './core/md5-backfill.js'
 import { ObjectService } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
+import { createS3Frontend } from './frontends/s3/server.js'
 import { FsStore } from './store/fs-store.js'
 
 export interface RunningNode {
-  ports: { blob: number }
+  ports: { blob: number, s3: number }
   log: FastifyBaseLogger
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close (): Promise<void>
@@ -26,7 +27,7 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   // never stop.
   const log: FastifyBaseLogger = opts.logger ?? pino({
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', 'accountKey', 'config.accountKey'], censor: '[redacted]' }
+    redact: { paths: ['req.headers.authorization', 'accountKey', 'config.accountKey', 's3SecretKey', 'config.s3SecretKey'], censor: '[redacted]' }
   }, process.stdout)
   const store = new FsStore({
     root: config.dataDir,
@@ -47,20 +48,29 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   backfill.scheduleMissing()
   const service = new ObjectService(store, backfill)
   const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64') }, log)
+  const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }] }, log)
   let blobPort: number
+  let s3Port: number
   try {
     blobPort = await blob.listen(config.host, config.blobPort)
   } catch (err) {
     await store.close()
     throw err
   }
+  try {
+    s3Port = await s3.listen(config.host, config.s3Port)
+  } catch (err) {
+    await blob.close()
+    await store.close()
+    throw err
+  }
   let closing: Promise<void> | undefined
   return {
-    ports: { blob: blobPort },
+    ports: { blob: blobPort, s3: s3Port },
     log,
     close () {
       closing ??= (async () => {
-        await blob.close()
+        await Promise.all([blob.close(), s3.close()])
         await backfill.close()
         await store.close()
       })()

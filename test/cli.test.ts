@@ -107,7 +107,7 @@ t.test('bad configuration exits 2 naming the setting', async t => {
 
 t.test('serve: ready line, working connection string, SIGTERM exits 0', async t => {
   const dataDir = t.testdir()
-  const cli = start(['serve', '--blob-port', '0', '--data-dir', dataDir])
+  const cli = start(['serve', '--blob-port', '0', '--s3-port', '0', '--data-dir', dataDir])
   t.teardown(() => { cli.child.kill('SIGKILL') })
   const [, host, port] = await cli.waitFor(READY)
   t.equal(host, '127.0.0.1')
@@ -138,7 +138,7 @@ t.test('serve: ready line, working connection string, SIGTERM exits 0', async t 
 
 t.test('serve with a custom key: key not printed; SIGINT exits 0', async t => {
   const dataDir = t.testdir()
-  const cli = start(['--blob-port=0', '--account', 'ckptnode', '--log-level', 'warn'], {
+  const cli = start(['--blob-port=0', '--s3-port=0', '--account', 'ckptnode', '--log-level', 'warn'], {
     CKPTCACHE_DATA_DIR: dataDir,
     CKPTCACHE_ACCOUNT_KEY: OTHER_KEY,
   })

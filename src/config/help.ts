@@ -8,7 +8,7 @@ import { CONFIG_ENV, SETTINGS, envName } from './settings.js'
 export function helpText (version: string): string {
   const lines = [
     `ckptcache ${version}: caching gateway for ML training checkpoints.`,
-    'Serves the Azure Blob REST API from local NVMe.',
+    'Serves the Azure Blob REST and S3 APIs from local NVMe, one namespace.',
     '',
     'Usage:',
     '  ckptcache [serve] [options]   start the gateway (serve is the default)',
@@ -55,7 +55,8 @@ export function helpText (version: string): string {
     'public. ckptcache refuses to start with it unless --host is a loopback',
     'address (127.0.0.0/8, ::1, localhost). Before binding any other address set',
     `--account-key or ${envName('account-key')} to a secret, e.g. the output of`,
-    '`openssl rand -base64 32`.',
+    '`openssl rand -base64 32`. The same holds for the default S3 secret: set',
+    `--s3-secret-key or ${envName('s3-secret-key')} before binding another address.`,
     '',
     'Signals: SIGTERM or SIGINT stops accepting connections, finishes requests in',
     'flight and exits; a second signal exits at once with status 1.',

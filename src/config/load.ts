@@ -9,7 +9,7 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
-import { EMULATOR_KEY, type Config } from './schema.js'
+import { DEV_S3_SECRET_KEY, EMULATOR_KEY, type Config } from './schema.js'
 import { isLoopback } from './parse.js'
 import {
   AUTO_CAPACITY_FRACTION,
@@ -103,6 +103,13 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string 
       `refusing to start: --host ${JSON.stringify(config.host)} (${from('host')}) is not a loopback address ` +
       `and --account-key is the well-known storage emulator key (${from('accountKey')}), which anyone can use; ` +
       `set --account-key or ${envName('account-key')} to a secret base64 key (e.g. openssl rand -base64 32), ` +
+      'or bind 127.0.0.1, ::1 or localhost')
+  }
+  if (config.s3SecretKey === DEV_S3_SECRET_KEY && !isLoopback(config.host)) {
+    problems.push(
+      `refusing to start: --host ${JSON.stringify(config.host)} (${from('host')}) is not a loopback address ` +
+      `and --s3-secret-key is the documented development secret (${from('s3SecretKey')}), which anyone can use; ` +
+      `set --s3-secret-key or ${envName('s3-secret-key')} to a secret (e.g. openssl rand -base64 30), ` +
       'or bind 127.0.0.1, ::1 or localhost')
   }
   const existing = nearestExisting(config.dataDir)

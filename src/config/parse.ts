@@ -118,3 +118,15 @@ export function parseChoice<T extends string> (choices: readonly T[]): (text: st
     throw new Error(`must be one of ${choices.join(', ')}`)
   }
 }
+
+/** An S3 access key id: 3-128 characters of A-Z a-z 0-9 and . _ - (no `/`, which the SigV4 credential scope splits on). */
+export function parseAccessKey (text: string): string {
+  if (!/^[A-Za-z0-9._-]{3,128}$/.test(text)) throw new Error('must be 3-128 characters of A-Z a-z 0-9 . _ -')
+  return text
+}
+
+/** An S3 secret access key: 8-128 printable ASCII characters without spaces. */
+export function parseSecretKey (text: string): string {
+  if (!/^[\x21-\x7e]{8,128}$/.test(text)) throw new Error('must be 8-128 printable ASCII characters without spaces')
+  return text
+}

@@ -14,6 +14,12 @@ export interface Config {
   host: string
   /** Azure Blob REST port. */
   blobPort: number
+  /** S3 REST port (same host). */
+  s3Port: number
+  /** SigV4 access key id S3 clients sign with. */
+  s3AccessKey: string
+  /** SigV4 secret access key. */
+  s3SecretKey: string
   /** Account name clients use in path-style URLs (`/<account>/<container>/<blob>`). */
   account: string
   /** Base64 account key for SharedKey and SAS verification. */
@@ -36,3 +42,7 @@ export interface Config {
 /** The well-known storage emulator account; accepted on loopback only. */
 export const EMULATOR_ACCOUNT = 'devstoreaccount1'
 export const EMULATOR_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+/** The documented development S3 key pair; the secret is accepted on loopback only. */
+export const DEV_S3_ACCESS_KEY = 'ckptcache'
+export const DEV_S3_SECRET_KEY = 'ckptcache-dev-secret'

@@ -5,14 +5,16 @@
  */
 
 import path from 'node:path'
-import { EMULATOR_ACCOUNT, EMULATOR_KEY, type Config } from './schema.js'
+import { DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY, EMULATOR_ACCOUNT, EMULATOR_KEY, type Config } from './schema.js'
 import {
+  parseAccessKey,
   parseAccountName,
   parseBase64Key,
   parseChoice,
   parseDuration,
   parseHost,
   parsePort,
+  parseSecretKey,
   parseSize,
 } from './parse.js'
 
@@ -105,6 +107,34 @@ export const SETTINGS: readonly Setting[] = [
     default: () => EMULATOR_KEY,
     defaultText: 'the well-known storage emulator key (loopback hosts only)',
     help: ['Base64 account key that SharedKey and SAS requests are verified with.'],
+  },
+  {
+    key: 's3Port',
+    flag: 's3-port',
+    arg: 'PORT',
+    parse: parsePort,
+    default: () => 9000,
+    defaultText: '9000',
+    help: ['S3 REST port (path-style http://HOST:PORT/bucket/key), on the same', '--host; 0 picks any free port.'],
+  },
+  {
+    key: 's3AccessKey',
+    flag: 's3-access-key',
+    arg: 'KEY',
+    parse: parseAccessKey,
+    default: () => DEV_S3_ACCESS_KEY,
+    defaultText: DEV_S3_ACCESS_KEY,
+    help: ['Access key id S3 clients sign requests with (SigV4).'],
+  },
+  {
+    key: 's3SecretKey',
+    flag: 's3-secret-key',
+    arg: 'SECRET',
+    secret: true,
+    parse: parseSecretKey,
+    default: () => DEV_S3_SECRET_KEY,
+    defaultText: `the development secret ${DEV_S3_SECRET_KEY} (loopback hosts only)`,
+    help: ['Secret access key that S3 signatures are verified with.'],
   },
   {
     key: 'capacity',

@@ -4,10 +4,11 @@ import type { ChunkObserver } from '../store/durable.js'
 import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
 import type { ListQuery } from '../store/sorted-names.js'
 import { Crc64 } from './checksum/crc64.js'
+import { createS3Hasher, type S3ChecksumAlgorithm } from './checksum/s3-checksums.js'
 import { createMd5Hasher, type Md5Hasher } from './checksum/md5.js'
 import { checkReadConditions, checkWriteConditions } from './conditions.js'
 import { INLINE_MD5_MAX, Md5Backfill } from './md5-backfill.js'
-import type { ByteRange, Conditions, ContainerMeta, ContentHeaders, ObjectMeta, StagedBlock, UserMetadata } from './types.js'
+import type { ByteRange, Conditions, ContainerMeta, ContentHeaders, ObjectChecksums, ObjectMeta, StagedBlock, UserMetadata } from './types.js'
 
 /** Largest single-shot object or block body accepted (Azure: 5000 MiB Put Blob, 4000 MiB block). */
 export const MAX_OBJECT_PUT = 5000 * 1024 * 1024
@@ -17,12 +18,18 @@ export const MAX_BLOCK_PUT = 4000 * 1024 * 1024
 export interface ExpectedChecksums {
   md5?: Buffer
   crc64?: Buffer
+  /**
+   * An additional checksum (S3 `x-amz-checksum-*`). `value` is read once the body has ended,
+   * so it may come from a trailer; undefined there means "compute, nothing to compare".
+   */
+  additional?: { algorithm: S3ChecksumAlgorithm, value: () => Buffer | undefined }
 }
 
 /** Checksums computed over a body. */
 export interface BodyChecksums {
   md5?: Buffer
   crc64?: Buffer
+  additional?: { algorithm: S3ChecksumAlgorithm, value: Buffer }
 }
 
 export interface PutObjectInput {
@@ -35,16 +42,24 @@ export interface PutObjectInput {
   conditions?: Conditions
   expect?: ExpectedChecksums
   signal?: AbortSignal
+  /**
+   * The version tag is the hex MD5 of the content (S3 PutObject: clients compare it with their
+   * own MD5). The MD5 is then computed before the commit whatever the size.
+   */
+  md5Etag?: boolean
 }
 
 export interface StageBlockInput {
   container: string
   name: string
-  blockId: string
+  /** The block id, or a function of the body's checksums (S3 parts are named by their MD5). */
+  blockId: string | ((checksums: BodyChecksums) => string)
   body: Readable
   size: number
   expect?: ExpectedChecksums
   signal?: AbortSignal
+  /** Compute the MD5 even when the client sent none to check (S3 part ETags). */
+  md5?: boolean
 }
 
 export interface CommitBlocksInput {
@@ -54,6 +69,9 @@ export interface CommitBlocksInput {
   content: ContentHeaders
   metadata: UserMetadata
   conditions?: Conditions
+  /** Writer-supplied version tag (S3 multipart `<md5 of md5s>-N`); default: a new unique tag. */
+  etag?: string
+  checksums?: ObjectChecksums
 }
 
 export interface ReadResult {
@@ -123,6 +141,19 @@ export class ObjectService {
     return this.store.stagedBlocks(container, name)
   }
 
+  /** Names of the container with staged blocks (ListMultipartUploads). */
+  stagedNames (container: string): string[] {
+    return this.store.stagedNames(container)
+  }
+
+  /** Reads a small staged block whole (an S3 upload's own record). */
+  async readStagedBlock (container: string, name: string, block: StagedBlock, limit: number): Promise<Buffer> {
+    if (block.size > limit) throw new CacheError('CC_ERR_INTERNAL', 'staged record too large')
+    const chunks: Buffer[] = []
+    for await (const c of this.store.openStagedBlock(container, name, block) as AsyncIterable<Buffer>) chunks.push(c)
+    return Buffer.concat(chunks)
+  }
+
   // ---- writes ----
 
   /**
@@ -135,17 +166,23 @@ export class ObjectService {
     this.getContainer(p.container)
     checkWriteConditions(this.store.head(p.container, p.name), p.conditions)
     // Small bodies get their MD5 now; a large one's is computed after the acknowledgement.
-    const inlineMd5 = p.size <= INLINE_MD5_MAX || this.#backfill === undefined
+    const inlineMd5 = p.md5Etag === true || p.size <= INLINE_MD5_MAX || this.#backfill === undefined
     const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
+    const stored: ObjectChecksums = {
+      ...(checksums.md5 === undefined ? {} : { md5: checksums.md5.toString('base64') }),
+      ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
+    }
+    if (checksums.additional !== undefined) {
+      stored[checksums.additional.algorithm === 'md5' ? 'md5' : checksums.additional.algorithm] = checksums.additional.value.toString('base64')
+      stored.checksumType = 'FULL_OBJECT'
+    }
     const meta = await this.store.commitObject(p.container, p.name, data, {
       content,
       metadata: p.metadata,
-      checksums: {
-        ...(checksums.md5 === undefined ? {} : { md5: checksums.md5.toString('base64') }),
-        ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
-      }
+      checksums: stored,
+      ...(p.md5Etag === true && checksums.md5 !== undefined ? { etag: checksums.md5.toString('hex') } : {})
     }, (current) => checkWriteConditions(current, p.conditions))
     if (checksums.md5 === undefined) this.#backfill?.schedule(meta)
     return { meta, checksums }
@@ -154,8 +191,15 @@ export class ObjectService {
   /** Put Block / UploadPart. Computes MD5 only when the client sent one to check. */
   async stageBlock (p: StageBlockInput): Promise<{ block: StagedBlock, checksums: BodyChecksums }> {
     this.getContainer(p.container)
-    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_BLOCK_PUT, false, p.expect, p.signal)
-    const block = await this.store.stageBlock(p.container, p.name, p.blockId, data)
+    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_BLOCK_PUT, p.md5 === true, p.expect, p.signal)
+    let blockId: string
+    try {
+      blockId = typeof p.blockId === 'string' ? p.blockId : p.blockId(checksums)
+    } catch (err) {
+      await this.store.discard(data)
+      throw err
+    }
+    const block = await this.store.stageBlock(p.container, p.name, blockId, data)
     return { block, checksums }
   }
 
@@ -163,7 +207,7 @@ export class ObjectService {
   commitBlocks (p: CommitBlocksInput): Promise<ObjectMeta> {
     this.getContainer(p.container)
     return this.store.commitBlocks(p.container, p.name, p.blocks,
-      { content: p.content, metadata: p.metadata, checksums: {} },
+      { content: p.content, metadata: p.metadata, checksums: p.checksums ?? {}, ...(p.etag === undefined ? {} : { etag: p.etag }) },
       (current) => checkWriteConditions(current, p.conditions))
   }
 
@@ -175,12 +219,15 @@ export class ObjectService {
     content?: ContentHeaders
     metadata?: UserMetadata
     conditions?: Conditions
+    /** Writer-supplied version tag (S3 keeps a copy's MD5 ETag); default: a new unique tag. */
+    etag?: string
   }): Promise<ObjectMeta> {
     this.getContainer(p.container)
     return this.store.copyObject(p.source, p.container, p.name, {
       content: p.content ?? p.source.content,
       metadata: p.metadata ?? p.source.metadata,
-      checksums: p.source.checksums
+      checksums: p.source.checksums,
+      ...(p.etag === undefined ? {} : { etag: p.etag })
     }, (current) => checkWriteConditions(current, p.conditions))
   }
 
@@ -217,7 +264,9 @@ export class ObjectService {
     if (size > max) throw new CacheError('CC_ERR_BODY_TOO_LARGE', undefined, { detail: { max } })
     const md5: Md5Hasher | undefined = alwaysMd5 || expect?.md5 !== undefined ? createMd5Hasher() : undefined
     const crc = expect?.crc64 !== undefined ? new Crc64() : undefined
+    const extra = expect?.additional === undefined ? undefined : createS3Hasher(expect.additional.algorithm)
     const observers: ChunkObserver[] = []
+    if (extra !== undefined) observers.push((chunk) => { extra.update(chunk) })
     if (md5 !== undefined) observers.push((chunk) => md5.update(chunk) ? undefined : md5.ready())
     if (crc !== undefined) observers.push((chunk) => { crc.update(chunk) })
     let data: Ingested
@@ -233,6 +282,14 @@ export class ObjectService {
       if (crc !== undefined) checksums.crc64 = crc.digest()
       if (expect?.md5 !== undefined && !expect.md5.equals(checksums.md5 as Buffer)) throw new CacheError('CC_ERR_MD5_MISMATCH')
       if (expect?.crc64 !== undefined && !expect.crc64.equals(checksums.crc64 as Buffer)) throw new CacheError('CC_ERR_CRC64_MISMATCH')
+      if (extra !== undefined && expect?.additional !== undefined) {
+        const value = extra.digest()
+        const sent = expect.additional.value()
+        if (sent !== undefined && !sent.equals(value)) {
+          throw new CacheError('CC_ERR_CHECKSUM_MISMATCH', `The ${expect.additional.algorithm.toUpperCase()} you specified did not match the calculated checksum.`)
+        }
+        checksums.additional = { algorithm: extra.algorithm, value }
+      }
     } catch (err) {
       await this.store.discard(data)
       throw err

@@ -27,6 +27,15 @@ export interface Extent {
 export interface ObjectChecksums {
   md5?: string
   crc64?: string
+  /** The additional checksum a client sent with the object (S3 `x-amz-checksum-*`), as sent. */
+  crc32?: string
+  crc32c?: string
+  crc64nvme?: string
+  sha1?: string
+  sha256?: string
+  sha512?: string
+  /** How `crc32`… cover a multipart object: the whole object, or a checksum of the parts' checksums. */
+  checksumType?: 'FULL_OBJECT' | 'COMPOSITE'
 }
 
 export interface ObjectMeta {

@@ -223,6 +223,21 @@ export class FsStore implements LocalStore {
     return [...set.blocks.values()].sort((a, b) => (a.file < b.file ? -1 : 1))
   }
 
+  stagedNames (container: string): string[] {
+    this.#container(container)
+    const names: string[] = []
+    for (const set of this.#staged.values()) if (set.container === container && set.blocks.size > 0) names.push(set.name)
+    return names.sort()
+  }
+
+  openStagedBlock (container: string, name: string, block: StagedBlock): Readable {
+    const path = join(this.#paths.objectDir(objectHash(container, name)), block.file)
+    const slices: FileSlice[] = block.size === 0 ? [] : [{ path, start: 0, end: block.size - 1 }]
+    const pinned = slices.map((s) => s.path)
+    this.#pins.pin(pinned)
+    return new SliceReader(slices, () => this.#pins.unpin(pinned))
+  }
+
   // ---- objects: writes --------------------------------------------------
 
   async ingest (req: IngestRequest): Promise<Ingested> {
@@ -483,7 +498,7 @@ export class FsStore implements LocalStore {
       container,
       name,
       size: extents.reduce((n, e) => n + e.size, 0),
-      etag: newEtag(now),
+      etag: write.etag ?? newEtag(now),
       createdMs: current?.createdMs ?? now,
       lastModifiedMs: now,
       content: write.content,

@@ -25,6 +25,12 @@ export interface ObjectWrite {
   content: ContentHeaders
   metadata: UserMetadata
   checksums: ObjectChecksums
+  /**
+   * The version tag, when the writer supplies one (S3: the content MD5 hex, or the multipart
+   * `<md5 of part md5s>-N`); otherwise the store makes a new unique one. Both front ends answer
+   * with the stored tag, so conditions hold across protocols.
+   */
+  etag?: string
 }
 
 /** Evaluated under the object's lock against the current version; throws to refuse the commit. */
@@ -88,6 +94,10 @@ export interface LocalStore {
   stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock>
   /** Get Block List (uncommitted part) / ListParts. Sorted by staging time. */
   stagedBlocks (container: string, name: string): StagedBlock[]
+  /** ListMultipartUploads: every name of the container with staged blocks, sorted by name. */
+  stagedNames (container: string): string[]
+  /** CompleteMultipartUpload (the upload's own record): streams one staged block's data. */
+  openStagedBlock (container: string, name: string, block: StagedBlock): Readable
   /** Put Block List / CompleteMultipartUpload: the listed blocks become the object; other staged blocks are dropped. */
   commitBlocks (container: string, name: string, blocks: BlockRef[], write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
   /** Abort Multipart Upload: drops every staged block of the name. */

@@ -3,7 +3,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../../src/config/load.js'
 import { isLoopback, parseDuration, parseSize } from '../../src/config/parse.js'
-import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../../src/config/schema.js'
+import { DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY, EMULATOR_ACCOUNT, EMULATOR_KEY } from '../../src/config/schema.js'
 
 const OTHER_KEY = Buffer.alloc(32, 7).toString('base64')
 
@@ -37,6 +37,9 @@ t.test('defaults', async t => {
     dataDir: path.join(cwd, 'data'),
     host: '127.0.0.1',
     blobPort: 10000,
+    s3Port: 9000,
+    s3AccessKey: DEV_S3_ACCESS_KEY,
+    s3SecretKey: DEV_S3_SECRET_KEY,
     account: EMULATOR_ACCOUNT,
     accountKey: EMULATOR_KEY,
     eviction: 'reject',
@@ -47,7 +50,7 @@ t.test('defaults', async t => {
   t.ok(Number.isSafeInteger(config.capacity) && config.capacity > 0, 'capacity is a positive whole number of bytes')
   // Others write to this filesystem at the same time: allow 1 GiB of drift.
   t.ok(Math.abs(config.capacity - expectedCapacity) < 2 ** 30, `capacity auto ${config.capacity} ≈ 90% of free ${expectedCapacity}`)
-  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'mode', 'stagedBlockMaxAgeMs'])
+  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'mode', 's3AccessKey', 's3Port', 's3SecretKey', 'stagedBlockMaxAgeMs'])
 })
 
 t.test('default data dir', async t => {
@@ -107,6 +110,9 @@ t.test('every setting from the environment and from a file', async t => {
     CKPTCACHE_BLOB_PORT: '0',
     CKPTCACHE_ACCOUNT: 'acct1',
     CKPTCACHE_ACCOUNT_KEY: OTHER_KEY,
+    CKPTCACHE_S3_PORT: '0',
+    CKPTCACHE_S3_ACCESS_KEY: 'AKIDENV',
+    CKPTCACHE_S3_SECRET_KEY: 'env-secret-key',
     CKPTCACHE_CAPACITY: '10GB',
     CKPTCACHE_EVICTION: 'lru',
     CKPTCACHE_STAGED_BLOCK_MAX_AGE: '12h',
@@ -116,6 +122,9 @@ t.test('every setting from the environment and from a file', async t => {
     dataDir: path.join(dir, 'store'),
     host: '::1',
     blobPort: 0,
+    s3Port: 0,
+    s3AccessKey: 'AKIDENV',
+    s3SecretKey: 'env-secret-key',
     account: 'acct1',
     accountKey: OTHER_KEY,
     capacity: 10e9,
@@ -131,6 +140,9 @@ t.test('every setting from the environment and from a file', async t => {
     dataDir: '../nvme',
     host: 'localhost',
     blobPort: 10001,
+    s3Port: 9001,
+    s3AccessKey: 'AKIDFILE',
+    s3SecretKey: 'file-secret-key',
     account: 'acct2',
     accountKey: OTHER_KEY,
     capacity: '1.5TiB',
@@ -143,6 +155,9 @@ t.test('every setting from the environment and from a file', async t => {
     dataDir: path.join(dir, 'nvme'),
     host: 'localhost',
     blobPort: 10001,
+    s3Port: 9001,
+    s3AccessKey: 'AKIDFILE',
+    s3SecretKey: 'file-secret-key',
     account: 'acct2',
     accountKey: OTHER_KEY,
     capacity: 1.5 * 2 ** 40,
@@ -296,11 +311,29 @@ t.test('the emulator key is refused off loopback', async t => {
   }
   t.match(problemsOf(t, () => loadConfig(['--account-key', EMULATOR_KEY], { CKPTCACHE_HOST: '0.0.0.0' })),
     [/--host "0.0.0.0" \(from CKPTCACHE_HOST\).*emulator key \(from the command line\)/], 'also when the emulator key is given explicitly')
-  const config = loadConfig(['--host', '0.0.0.0', '--account-key', OTHER_KEY], {})
+  const config = loadConfig(['--host', '0.0.0.0', '--account-key', OTHER_KEY, '--s3-secret-key', 'a-real-secret'], {})
   t.equal(config.host, '0.0.0.0')
   t.equal(config.accountKey, OTHER_KEY, 'a real key may bind any address')
+  t.equal(config.s3SecretKey, 'a-real-secret')
   t.equal(isLoopback('127.255.255.254'), true)
   t.equal(isLoopback('localhost.example.com'), false)
+})
+
+t.test('the development S3 secret is refused off loopback', async t => {
+  t.doesNotThrow(() => loadConfig(['--host', '::1'], {}))
+  const problems = problemsOf(t, () => loadConfig(['--host', '10.1.2.3', '--account-key', OTHER_KEY], {}))
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^refusing to start: --host "10.1.2.3" \(from the command line\) is not a loopback address and --s3-secret-key is the documented development secret \(from the default\)/)
+  t.match(problemsOf(t, () => loadConfig(['--account-key', OTHER_KEY], { CKPTCACHE_HOST: '0.0.0.0', CKPTCACHE_S3_SECRET_KEY: DEV_S3_SECRET_KEY })),
+    [/--s3-secret-key is the documented development secret \(from CKPTCACHE_S3_SECRET_KEY\)/])
+  const config = loadConfig(['--host', '0.0.0.0', '--account-key', OTHER_KEY], { CKPTCACHE_S3_SECRET_KEY: 'x'.repeat(40), CKPTCACHE_S3_ACCESS_KEY: 'AKIAOTHER' })
+  t.equal(config.s3AccessKey, 'AKIAOTHER')
+})
+
+t.test('S3 settings are validated; the secret is never echoed', async t => {
+  t.same(problemsOf(t, () => loadConfig(['--s3-port', '70000'], {})), ['invalid --s3-port "70000" (from the command line): must be an integer 0-65535'])
+  t.same(problemsOf(t, () => loadConfig(['--s3-access-key', 'a/b'], {})), ['invalid --s3-access-key "a/b" (from the command line): must be 3-128 characters of A-Z a-z 0-9 . _ -'])
+  t.same(problemsOf(t, () => loadConfig([], { CKPTCACHE_S3_SECRET_KEY: 'short' })), ['invalid --s3-secret-key (from CKPTCACHE_S3_SECRET_KEY): must be 8-128 printable ASCII characters without spaces'])
 })
 
 t.test('problems from all sources are reported together', async t => {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../../src/config/schema.js'
+import { DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY, EMULATOR_ACCOUNT, EMULATOR_KEY } from '../../src/config/schema.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -25,6 +25,12 @@ export interface GatewayOptions {
 
 export interface GatewayHandle {
   port: number
+  /** The S3 port (path-style `http://127.0.0.1:<s3Port>/<bucket>/<key>`). */
+  s3Port: number
+  /** `http://127.0.0.1:<s3Port>` */
+  s3Endpoint: string
+  s3AccessKey: string
+  s3SecretKey: string
   account: string
   accountKey: string
   connectionString: string
@@ -74,7 +80,7 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'ckptcache-test-'))
   const child = spawn(process.execPath, [
     '--import', watchdog, ...entryArgs(), 'serve',
-    '--host', '127.0.0.1', '--blob-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
+    '--host', '127.0.0.1', '--blob-port', '0', '--s3-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
   ], {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env, CKPTCACHE_LOG_LEVEL: 'info' },
@@ -98,6 +104,7 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
   }
 
   let port: number
+  let s3Port = 0
   try {
     port = await new Promise<number>((ok, ko) => {
       const timer = setTimeout(() => ko(new Error(`gateway did not start within ${opts.startTimeoutMs ?? 30_000} ms:\n${out}`)), opts.startTimeoutMs ?? 30_000)
@@ -105,6 +112,8 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
         const m = /ckptcache ready blob=http:\/\/(?:[^\s:/]+|\[[^\]]+\]):(\d+)/.exec(out)
         if (m !== null) {
           clearTimeout(timer)
+          const s3 = / s3=http:\/\/(?:[^\s:/]+|\[[^\]]+\]):(\d+)/.exec(out)
+          if (s3 !== null) s3Port = Number(s3[1])
           ok(Number(m[1]))
         }
       }
@@ -124,6 +133,10 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
   const blobEndpoint = `http://127.0.0.1:${port}/${EMULATOR_ACCOUNT}`
   return {
     port,
+    s3Port,
+    s3Endpoint: `http://127.0.0.1:${s3Port}`,
+    s3AccessKey: DEV_S3_ACCESS_KEY,
+    s3SecretKey: DEV_S3_SECRET_KEY,
     account: EMULATOR_ACCOUNT,
     accountKey: EMULATOR_KEY,
     blobEndpoint,

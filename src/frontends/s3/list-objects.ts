@@ -1,0 +1,119 @@
+import type { ObjectMeta } from '../../core/types.js'
+import type { StoreListPage } from '../../store/local-store.js'
+import { intParam, invalidArgument, type S3Context } from './context.js'
+import { quoteEtag } from './headers.js'
+import { S3_NS, XML_DECL, el, escapeXml, isoTime, urlEncodeKey } from './xml.js'
+
+const MAX_KEYS = 1000
+
+interface ListParams {
+  prefix: string
+  delimiter: string
+  maxKeys: number
+  encode: (s: string) => string
+}
+
+function listParams (ctx: S3Context): ListParams {
+  const q = ctx.query
+  const encodingType = q.get('encoding-type')
+  if (encodingType !== null && encodingType !== '' && encodingType !== 'url') {
+    throw invalidArgument('Invalid Encoding Method specified in Request', 'encoding-type', encodingType)
+  }
+  const url = encodingType === 'url'
+  return {
+    prefix: q.get('prefix') ?? '',
+    delimiter: q.get('delimiter') ?? '',
+    maxKeys: intParam(q, 'max-keys', MAX_KEYS, MAX_KEYS),
+    encode: url ? urlEncodeKey : (s) => s
+  }
+}
+
+/** The first name after every name that starts with `p` (a marker that is a common prefix skips it whole). */
+function successor (p: string): string {
+  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
+}
+
+function page (ctx: S3Context, p: ListParams, start: { startAt?: string, startAfter?: string }): StoreListPage {
+  if (p.maxKeys === 0) return { entries: [] }
+  const startAfter = start.startAfter
+  // A marker that is a common prefix of this listing stands for everything under it.
+  if (startAfter !== undefined && p.delimiter !== '' && startAfter.endsWith(p.delimiter) && startAfter.startsWith(p.prefix) &&
+      startAfter.indexOf(p.delimiter, p.prefix.length) === startAfter.length - p.delimiter.length) {
+    return ctx.service.list(ctx.bucket, { prefix: p.prefix, delimiter: p.delimiter, startAt: successor(startAfter), maxResults: p.maxKeys })
+  }
+  return ctx.service.list(ctx.bucket, {
+    prefix: p.prefix,
+    ...(p.delimiter === '' ? {} : { delimiter: p.delimiter }),
+    ...(start.startAt === undefined ? {} : { startAt: start.startAt }),
+    ...(startAfter === undefined || startAfter === '' ? {} : { startAfter }),
+    maxResults: p.maxKeys
+  })
+}
+
+function contentsXml (meta: ObjectMeta, encode: (s: string) => string, owner: boolean): string {
+  return '<Contents>' + el('Key', encode(meta.name)) + el('LastModified', isoTime(meta.lastModifiedMs)) +
+    `<ETag>${escapeXml(quoteEtag(meta.etag))}</ETag>` + el('Size', meta.size) +
+    (owner ? '<Owner><ID>ckptcache</ID><DisplayName>ckptcache</DisplayName></Owner>' : '') +
+    '<StorageClass>STANDARD</StorageClass></Contents>'
+}
+
+function entriesXml (result: StoreListPage, encode: (s: string) => string, owner: boolean): { xml: string, last: string | undefined } {
+  let xml = ''
+  let prefixes = ''
+  let last: string | undefined
+  for (const e of result.entries) {
+    if (e.kind === 'object') {
+      xml += contentsXml(e.meta, encode, owner)
+      last = e.meta.name
+    } else {
+      prefixes += `<CommonPrefixes>${el('Prefix', encode(e.name))}</CommonPrefixes>`
+      last = e.name
+    }
+  }
+  return { xml: xml + prefixes, last }
+}
+
+/** ListObjectsV2: GET /<bucket>?list-type=2. The continuation token is the next name, base64url. */
+export async function listObjectsV2 (ctx: S3Context): Promise<void> {
+  const q = ctx.query
+  if (q.get('list-type') !== '2') throw invalidArgument('Invalid List Type specified in Request', 'list-type', q.get('list-type') ?? '')
+  ctx.service.getContainer(ctx.bucket)
+  const p = listParams(ctx)
+  const token = q.get('continuation-token')
+  let startAt: string | undefined
+  if (token !== null) {
+    if (token === '') throw invalidArgument('The continuation token provided is incorrect', 'continuation-token', token)
+    startAt = Buffer.from(token, 'base64url').toString('utf8')
+  }
+  const startAfter = q.get('start-after') ?? undefined
+  const result = page(ctx, p, { ...(startAt === undefined ? {} : { startAt }), ...(startAfter === undefined || startAt !== undefined ? {} : { startAfter }) })
+  const { xml: entries } = entriesXml(result, p.encode, q.get('fetch-owner') === 'true')
+  let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix))
+  if (token !== null) xml += el('ContinuationToken', token)
+  if (startAfter !== undefined) xml += el('StartAfter', p.encode(startAfter))
+  xml += el('KeyCount', result.entries.length) + el('MaxKeys', p.maxKeys)
+  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
+  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += el('IsTruncated', result.next !== undefined)
+  if (result.next !== undefined) xml += el('NextContinuationToken', Buffer.from(result.next, 'utf8').toString('base64url'))
+  xml += entries + '</ListBucketResult>'
+  ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
+}
+
+/** ListObjects (v1): GET /<bucket>. `marker` is exclusive; NextMarker is sent when a delimiter is. */
+export async function listObjectsV1 (ctx: S3Context): Promise<void> {
+  ctx.service.getContainer(ctx.bucket)
+  const q = ctx.query
+  const p = listParams(ctx)
+  const marker = q.get('marker') ?? ''
+  const result = page(ctx, p, marker === '' ? {} : { startAfter: marker })
+  const { xml: entries, last } = entriesXml(result, p.encode, true)
+  let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
+    el('Marker', p.encode(marker))
+  if (result.next !== undefined && p.delimiter !== '' && last !== undefined) xml += el('NextMarker', p.encode(last))
+  xml += el('MaxKeys', p.maxKeys)
+  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
+  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += el('IsTruncated', result.next !== undefined) + entries + '</ListBucketResult>'
+  ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
+}

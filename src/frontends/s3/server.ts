@@ -1,0 +1,197 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { CacheError, isCacheError } from '../../errors.js'
+import type { ObjectService } from '../../core/object-service.js'
+import { S3AuthError, verifySigV4 } from './auth/sigv4.js'
+import { AwsChunkedError } from './aws-chunked.js'
+import { header, type S3Context, type S3FrontendOptions } from './context.js'
+import { S3_ERRORS, S3Error, SPECIFIC_MESSAGES } from './errors.js'
+import { resolveRoute, type Target } from './routes.js'
+import { XML_DECL, el } from './xml.js'
+
+const SERVER_HEADER = 'ckptcache-s3'
+/** An error answered before the body was read drains up to this much of it; above it the connection is closed. */
+const DRAIN_LIMIT = 256 * 1024 * 1024
+const DRAIN_TIMEOUT_MS = 5000
+const SHUTDOWN_GRACE_MS = 30_000
+
+interface Shape { status: number, code: string, message: string, headers: Record<string, string>, detail: Record<string, string> }
+
+function errorShape (err: unknown): Shape {
+  // Body-stream failures reach the core as "client aborted" with the real reason as the cause.
+  if (isCacheError(err, 'CC_ERR_CLIENT_ABORTED') && err.cause !== undefined) {
+    const cause = err.cause
+    if (cause instanceof S3Error || cause instanceof S3AuthError || cause instanceof AwsChunkedError || isCacheError(cause)) return errorShape(cause)
+  }
+  if (err instanceof S3Error) return { status: err.status, code: err.s3Code, message: err.message, headers: err.headers, detail: err.detail }
+  if (err instanceof S3AuthError || err instanceof AwsChunkedError) return { status: err.status, code: err.s3Code, message: err.message, headers: {}, detail: err.detail }
+  if (isCacheError(err)) {
+    const shape = S3_ERRORS[err.code]
+    const headers: Record<string, string> = {}
+    const detail: Record<string, string> = {}
+    if (err.code === 'CC_ERR_INVALID_RANGE' && err.detail.size !== undefined) {
+      headers['content-range'] = `bytes */${err.detail.size}`
+      detail.ActualObjectSize = String(err.detail.size)
+      if (err.detail.range !== undefined) detail.RangeRequested = String(err.detail.range)
+    }
+    if (err.code === 'CC_ERR_SERVER_BUSY') headers['retry-after'] = String(err.detail.retryAfter ?? 1)
+    if (err.code === 'CC_ERR_OBJECT_EXISTS' || err.code === 'CC_ERR_CONDITION_NOT_MET') detail.Condition = err.code === 'CC_ERR_OBJECT_EXISTS' ? 'If-None-Match' : 'If-Match'
+    const message = SPECIFIC_MESSAGES.has(err.code) && err.message !== '' ? err.message : shape.message
+    return { status: shape.status, code: shape.code, message, headers, detail }
+  }
+  const code = (err as { code?: string }).code
+  if (code === 'FST_ERR_BAD_URL') return { status: 400, code: 'InvalidURI', message: 'Couldn\'t parse the specified URI.', headers: {}, detail: {} }
+  return { status: 500, code: 'InternalError', message: S3_ERRORS.CC_ERR_INTERNAL.message, headers: {}, detail: {} }
+}
+
+function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  if (reply.raw.headersSent) {
+    request.log.warn({ err }, 'error after response headers were sent; closing the connection')
+    reply.raw.destroy()
+    return
+  }
+  const e = errorShape(err)
+  if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
+  const req = request.raw
+  if (!req.complete && !req.destroyed) {
+    req.unpipe()
+    const declared = Number(header(req.headers, 'content-length') ?? 0)
+    if (declared > DRAIN_LIMIT) {
+      reply.header('connection', 'close')
+    } else {
+      req.resume()
+      reply.raw.once('finish', () => {
+        if (req.complete) return
+        const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
+        req.once('end', () => clearTimeout(timer))
+      })
+    }
+  }
+  reply.code(e.status)
+  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
+  if (request.method === 'HEAD' || e.status === 304) {
+    reply.removeHeader('content-type')
+    reply.send()
+    return
+  }
+  const path = (req.url ?? '/').split('?')[0] ?? '/'
+  let body = `${XML_DECL}<Error>${el('Code', e.code)}${el('Message', e.message)}`
+  for (const [k, v] of Object.entries(e.detail)) if (/^[A-Za-z][A-Za-z0-9-]*$/.test(k)) body += el(k, v)
+  body += `${el('Resource', safeDecode(path))}${el('RequestId', request.id)}</Error>`
+  reply.header('content-type', 'application/xml').send(body)
+}
+
+function safeDecode (s: string): string {
+  try { return decodeURIComponent(s) } catch { return s }
+}
+
+/**
+ * Path-style target: `/<bucket>/<key>`. The key is everything after the bucket's slash,
+ * percent-decoded, `//` kept (a key may start with `/`); the JS SDK's `/<bucket>//?sub` forms
+ * address the bucket.
+ */
+function parseTarget (url: string): Target {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+  const rest = path.startsWith('/') ? path.slice(1) : path
+  const slash = rest.indexOf('/')
+  const rawBucket = slash === -1 ? rest : rest.slice(0, slash)
+  const rawKey = slash === -1 ? '' : rest.slice(slash + 1)
+  let bucket: string
+  let key: string
+  try {
+    bucket = decodeURIComponent(rawBucket)
+    key = decodeURIComponent(rawKey)
+  } catch {
+    throw new S3Error(400, 'InvalidURI', 'Couldn\'t parse the specified URI.')
+  }
+  return { bucket, key, query }
+}
+
+export interface S3Frontend {
+  app: FastifyInstance
+  listen (host: string, port: number): Promise<number>
+  close (): Promise<void>
+}
+
+/** Builds the S3 REST front end over the object core. */
+export function createS3Frontend (service: ObjectService, options: S3FrontendOptions, logger: FastifyBaseLogger): S3Frontend {
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID().replace(/-/g, '').slice(0, 16).toUpperCase(),
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => createServer({
+      maxHeaderSize: 64 * 1024,
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+      keepAliveTimeout: 65_000
+    }, handler)
+  })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-amz-request-id', request.id)
+    reply.header('x-amz-id-2', randomBytes(24).toString('base64'))
+    reply.header('server', SERVER_HEADER)
+  })
+  app.setErrorHandler((err, request, reply) => { sendError(err, request, reply) })
+  app.setNotFoundHandler((request, reply) => { sendError(new S3Error(400, 'InvalidURI', 'Couldn\'t parse the specified URI.'), request, reply) })
+
+  const keys = new Map(options.credentials.map((c) => [c.accessKeyId, c.secretAccessKey]))
+  const lookup = (accessKeyId: string): { secretAccessKey: string } | undefined => {
+    const secret = keys.get(accessKeyId)
+    return secret === undefined ? undefined : { secretAccessKey: secret }
+  }
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const raw = request.raw
+    const url = raw.url ?? '/'
+    const auth = verifySigV4({ method: request.method, url, headers: raw.headers, rawHeaders: raw.rawHeaders, now: new Date() }, lookup)
+    if (auth === undefined) throw new S3Error(403, 'AccessDenied', 'Access Denied')
+    const target = parseTarget(url)
+    const route = resolveRoute(request.method, target, raw.headers)
+    const ac = new AbortController()
+    reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort() })
+    const ctx: S3Context = {
+      req: request,
+      reply,
+      raw,
+      bucket: target.bucket,
+      key: target.key,
+      query: target.query,
+      service,
+      auth,
+      requestId: request.id,
+      signal: ac.signal
+    }
+    await route.handler(ctx)
+    return reply
+  }
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'DELETE', 'POST'], url: '/*', handler })
+
+  return {
+    app,
+    async listen (host: string, port: number): Promise<number> {
+      await app.listen({ host, port })
+      const addr = app.server.address()
+      if (addr === null || typeof addr === 'string') throw new CacheError('CC_ERR_INTERNAL', 's3 front end has no TCP address')
+      return addr.port
+    },
+    async close (): Promise<void> {
+      const server = app.server
+      const sweep = setInterval(() => server.closeIdleConnections(), 100)
+      const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+      try {
+        await app.close()
+      } finally {
+        clearInterval(sweep)
+        clearTimeout(deadline)
+      }
+    }
+  }
+}
