@@ -10,12 +10,16 @@
  *   from one queue of names.
  *
  * Retries are off (maxTries 1, no download resume), so a failure shows as a
- * failed run instead of as a slow one.
+ * failed run instead of as a slow one. Each run gets its own keep-alive agent
+ * (destroyed after it): the SDK otherwise shares one process-wide agent, and a
+ * socket a server closed while idle (Azurite after 5 s) fails the next run
+ * with EPIPE.
  */
 
 import { randomBytes } from 'node:crypto'
+import { Agent } from 'node:http'
 import { Readable } from 'node:stream'
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob'
+import { BlobServiceClient, type ContainerClient, type StoragePipelineOptions } from '@azure/storage-blob'
 
 export const KiB = 1024
 export const MiB = 1024 * KiB
@@ -54,13 +58,20 @@ export function repeatedBuffer (count: number): Buffer {
 
 export const CONTAINER = 'bench'
 
-/** A container client with retries off; creates the container. */
-export async function openContainer (connectionString: string): Promise<ContainerClient> {
-  const service = BlobServiceClient.fromConnectionString(connectionString, {
+/** A client for the benchmark container, retries off, its connections from `agent`. */
+export function containerClient (connectionString: string, agent: Agent): ContainerClient {
+  // `agent` is a core-rest-pipeline option that StoragePipelineOptions does not declare; it is passed through.
+  const options: StoragePipelineOptions & { agent: Agent } = {
     retryOptions: { maxTries: 1, tryTimeoutInMs: 15 * 60_000 },
-    keepAliveOptions: { enable: true }
-  })
-  const container = service.getContainerClient(CONTAINER)
+    keepAliveOptions: { enable: true },
+    agent
+  }
+  return BlobServiceClient.fromConnectionString(connectionString, options).getContainerClient(CONTAINER)
+}
+
+/** Creates the benchmark container (if missing) and returns a client for it on a fresh agent. */
+export async function openContainer (connectionString: string, agent = new Agent({ keepAlive: true })): Promise<ContainerClient> {
+  const container = containerClient(connectionString, agent)
   await container.createIfNotExists()
   return container
 }

@@ -42,7 +42,13 @@ export interface Sample {
   serverCpuS?: number
   /** Benchmark (client) process CPU seconds during the run. */
   clientCpuS: number
-  /** Server peak RSS during the run, bytes. */
+  /** Server CPU seconds after the last response until it was quiet again (deferred work). */
+  deferredCpuS?: number
+  /** How long the server took to go quiet after the run. */
+  settleS?: number
+  /** 1-minute load average when the run started (the machine is shared). */
+  loadAvg1?: number
+  /** Server peak RSS during the run and its settling, bytes. */
   peakRssBytes?: number
   error?: string
 }
@@ -237,23 +243,25 @@ export function printResults (scenarios: Scenario[], results: Results, summary: 
     ['l', 'r', 'r', 'r', 'r', 'r', 'l'])
 }
 
-/** Server CPU per unit of work, medians: where each server spends the 2 cores. */
+/**
+ * Server CPU per unit of work, medians: during the run, plus what it spent after
+ * its last response before going quiet (deferred work such as a background MD5),
+ * and the client's (benchmark process) CPU.
+ */
 export function printCpu (scenarios: Scenario[], results: Results, servers: readonly ServerName[]): void {
   const rows = scenarios.map((sc) => {
     const per = (s: ServerName): string => {
       const xs = (results[sc.key]?.[s] ?? []).filter((x) => x.value !== undefined && x.serverCpuS !== undefined)
       if (xs.length === 0 || !sc.servers.includes(s)) return '—'
-      const norm = sc.unit === 'MiB/s'
-        ? median(xs.map((x) => (x.serverCpuS as number) / (x.bytes / GiB)))
-        : median(xs.map((x) => (x.serverCpuS as number) / x.ops * 1e6))
-      const client = sc.unit === 'MiB/s'
-        ? median(xs.map((x) => x.clientCpuS / (x.bytes / GiB)))
-        : median(xs.map((x) => x.clientCpuS / x.ops * 1e6))
-      return `${fmt(norm)} / ${fmt(client)}`
+      const unit = (x: Sample): number => sc.unit === 'MiB/s' ? x.bytes / GiB : x.ops / 1e6
+      const during = median(xs.map((x) => (x.serverCpuS as number) / unit(x)))
+      const after = median(xs.map((x) => (x.deferredCpuS ?? 0) / unit(x)))
+      const client = median(xs.map((x) => x.clientCpuS / unit(x)))
+      return `${fmt(during)}${after >= (sc.unit === 'MiB/s' ? 0.05 : 50) ? ` (+${fmt(after)})` : ''} / ${fmt(client)}`
     }
-    return [`${sc.label} [${sc.unit === 'MiB/s' ? 'CPU s/GiB' : 'CPU µs/op'}]`, ...servers.map(per)]
+    return [`${sc.label} [${sc.unit === 'MiB/s' ? 's/GiB' : 'µs/op'}]`, ...servers.map(per)]
   })
-  printTable('CPU cost, medians: server / client (the benchmark process) — both share the same 2 cores.',
+  printTable('CPU per unit of work, medians: server during the run (+ after its last response, until quiet) / client (this process). All share 2 cores.',
     ['scenario', ...servers], rows)
 }
 

@@ -11,7 +11,9 @@ const KiB = 1024
 /** USER_HZ: /proc/<pid>/stat counts CPU time in clock ticks, 100 per second on Linux. */
 const TICKS_PER_S = 100
 
-function statusField (pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
+type StatusField = 'VmHWM' | 'VmRSS' | 'RssAnon' | 'RssFile' | 'RssShmem'
+
+function statusField (pid: number, field: StatusField): number | undefined {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return m === null ? undefined : Number(m[1]) * KiB
@@ -28,6 +30,20 @@ export function peakRss (pid: number): number | undefined {
 /** Current resident set size in bytes. */
 export function currentRss (pid: number): number | undefined {
   return statusField(pid, 'VmRSS')
+}
+
+/** Current RSS split into anonymous memory (heaps, buffers) and file-backed pages (the node binary, libraries). */
+export function rssBreakdown (pid: number): { anon?: number, file?: number, shmem?: number } {
+  return { anon: statusField(pid, 'RssAnon'), file: statusField(pid, 'RssFile'), shmem: statusField(pid, 'RssShmem') }
+}
+
+/** Number of threads of a process (main, libuv pool, V8 platform, workers). */
+export function threadCount (pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length
+  } catch {
+    return undefined
+  }
 }
 
 /** Resets VmHWM to the current RSS (proc(5): clear_refs, value 5). Returns false where not allowed. */
@@ -98,10 +114,12 @@ export class RssTracker {
   overall = 0
   readonly phases = new Map<string, number>()
   readonly idle: number
+  readonly idleBreakdown: ReturnType<typeof rssBreakdown>
 
   constructor (pid: number) {
     this.pid = pid
     this.idle = currentRss(pid) ?? 0
+    this.idleBreakdown = rssBreakdown(pid)
     this.overall = peakRss(pid) ?? 0
     this.canReset = resetPeakRss(pid)
   }

@@ -19,19 +19,20 @@
 
 import { setMaxListeners } from 'node:events'
 import { readFileSync, rmSync } from 'node:fs'
+import { Agent } from 'node:http'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ContainerClient } from '@azure/storage-blob'
 import {
-  getObjects, getSmall, KiB, openContainer, putObjects, putSmall, repeatedBuffer, uploadDataObject, type Transfer
+  containerClient, getObjects, getSmall, KiB, openContainer, putObjects, putSmall, repeatedBuffer, uploadDataObject, type Transfer
 } from './blob-scenarios.js'
 import {
   collectSetup, fmtMiB, freeBytes, GiB, MiB, printCpu, printResults, printSetup, printTable, summarize,
   type Results, type Sample, type Scenario, type Setup
 } from './report.js'
-import { cpuSeconds, RssTracker } from './rss.js'
+import { cpuSeconds, rssBreakdown, RssTracker, threadCount } from './rss.js'
 import { SERVER_NAMES, startServers, type BenchServer, type ServerName } from './servers/start.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -157,14 +158,46 @@ process.once('exit', () => {
 
 const results: Results = {}
 const trackers = new Map<ServerName, RssTracker>()
-const containers = new Map<ServerName, ContainerClient>()
 const progress = (s: string): void => { process.stderr.write(s) }
 
 const rotate = <T>(xs: readonly T[], by: number): T[] => xs.map((_, i) => xs[(i + by) % xs.length] as T)
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-/** Runs `work` once against `server` under a timeout; records a Sample under `sc`, or none if `sc` is undefined (warm-up). */
-async function measure (server: BenchServer, sc: Scenario | undefined, timeoutMs: number, work: (signal: AbortSignal) => Promise<Transfer>): Promise<Sample> {
+/** After a run, how long a server may stay busy (deferred work: background MD5, GC, flushes) before we move on. */
+const SETTLE_MAX_MS = 60_000
+const SETTLE_POLL_MS = 100
+/** A poll window with at most this much server CPU counts as quiet (one /proc tick is 10 ms). */
+const QUIET_CPU_S = 0.01
+
+/**
+ * Waits until the server has been quiet for two poll windows, so that work it
+ * deferred past its responses is charged to this run (and its CPU) instead of
+ * slowing whichever server runs next on the same two cores.
+ */
+async function settle (pid: number): Promise<{ seconds: number, cpuS?: number }> {
+  const t0 = performance.now()
+  const c0 = cpuSeconds(pid)
+  let prev = c0
+  let quiet = 0
+  while (performance.now() - t0 < SETTLE_MAX_MS && quiet < 2) {
+    await sleep(SETTLE_POLL_MS)
+    const now = cpuSeconds(pid)
+    if (now === undefined || prev === undefined) break
+    quiet = now - prev <= QUIET_CPU_S ? quiet + 1 : 0
+    prev = now
+  }
+  const c1 = cpuSeconds(pid)
+  return { seconds: (performance.now() - t0) / 1000, ...(c0 === undefined || c1 === undefined ? {} : { cpuS: c1 - c0 }) }
+}
+
+type Work = (container: ContainerClient, signal: AbortSignal) => Promise<Transfer>
+
+/**
+ * Runs `work` once against `server` on a fresh keep-alive agent, under a
+ * timeout, then lets the server settle. Records a Sample under `sc`, or
+ * nothing when `sc` is undefined (warm-up).
+ */
+async function measure (server: BenchServer, sc: Scenario | undefined, timeoutMs: number, work: Work): Promise<Sample> {
   const tracker = trackers.get(server.name) as RssTracker
   const record = (sample: Sample): Sample => {
     if (sc !== undefined) ((results[sc.key] ??= {})[server.name] ??= []).push(sample)
@@ -174,6 +207,9 @@ async function measure (server: BenchServer, sc: Scenario | undefined, timeoutMs
   if (aborter.signal.aborted) return record({ seconds: 0, bytes: 0, ops: 0, clientCpuS: 0, error: 'aborted' })
   const signal = AbortSignal.any([aborter.signal, AbortSignal.timeout(timeoutMs)])
   setMaxListeners(0, signal) // every in-flight request of the run listens on it
+  const agent = new Agent({ keepAlive: true })
+  const container = containerClient(server.connectionString, agent)
+  const load = loadavg()[0] as number
   tracker.begin()
   const cpu0 = cpuSeconds(server.pid)
   const client0 = process.cpuUsage()
@@ -181,13 +217,16 @@ async function measure (server: BenchServer, sc: Scenario | undefined, timeoutMs
   let transfer: Transfer | undefined
   let error: string | undefined
   try {
-    transfer = await work(signal)
+    transfer = await work(container, signal)
   } catch (err) {
     error = signal.aborted && !aborter.signal.aborted ? `timeout after ${(timeoutMs / 1000).toFixed(0)} s` : String((err as Error).message ?? err).slice(0, 200)
+  } finally {
+    agent.destroy()
   }
   const seconds = (performance.now() - t0) / 1000
   const cpu1 = cpuSeconds(server.pid)
   const client = process.cpuUsage(client0)
+  const settled = await settle(server.pid)
   const peak = tracker.end(sc?.rssPhase ?? 'warm-up')
   const sample: Sample = {
     seconds,
@@ -195,23 +234,25 @@ async function measure (server: BenchServer, sc: Scenario | undefined, timeoutMs
     ops: transfer?.ops ?? 0,
     clientCpuS: (client.user + client.system) / 1e6,
     peakRssBytes: peak,
+    settleS: settled.seconds,
+    loadAvg1: load,
     ...(cpu0 === undefined || cpu1 === undefined ? {} : { serverCpuS: cpu1 - cpu0 }),
+    ...(settled.cpuS === undefined ? {} : { deferredCpuS: settled.cpuS }),
     ...(error === undefined ? {} : { error })
   }
   if (transfer !== undefined && error === undefined) {
     sample.value = sc?.unit === 'ops/s' ? transfer.ops / seconds : transfer.bytes / MiB / seconds
   }
   if (sc !== undefined) {
+    const deferred = (sample.deferredCpuS ?? 0) >= 0.05 ? ` + ${(sample.deferredCpuS as number).toFixed(2)} s after the last response` : ''
     progress(error === undefined
-      ? `  ${sc.label.padEnd(34)} ${server.name.padEnd(8)} ${(sample.value as number).toFixed(1).padStart(8)} ${sc.unit}  (${seconds.toFixed(2)} s, server CPU ${sample.serverCpuS?.toFixed(2) ?? '?'} s, peak RSS ${fmtMiB(peak)})\n`
+      ? `  ${sc.label.padEnd(34)} ${server.name.padEnd(8)} ${(sample.value as number).toFixed(1).padStart(8)} ${sc.unit}  (${seconds.toFixed(2)} s, server CPU ${sample.serverCpuS?.toFixed(2) ?? '?'} s${deferred}, peak RSS ${fmtMiB(peak)})\n`
       : `  ${sc.label.padEnd(34)} ${server.name.padEnd(8)} FAILED: ${error}\n`)
   }
-  await sleep(100) // let the server settle (timers, GC) before the next run
   return record(sample)
 }
 
 const byName = (name: ServerName): BenchServer => started.find((s) => s.name === name) as BenchServer
-const containerOf = (name: ServerName): ContainerClient => containers.get(name) as ContainerClient
 const scenario = (key: string): Scenario => scenarios.find((s) => s.key === key) as Scenario
 
 async function bulk (size: number, runs: number): Promise<void> {
@@ -223,8 +264,8 @@ async function bulk (size: number, runs: number): Promise<void> {
       for (const name of rotate(ALL, r)) {
         const server = byName(name)
         const timeout = bulkTimeout(size * c)
-        await measure(server, scenario(`put-${tag}-c${c}`), timeout, async (signal) => await putObjects(containerOf(name), names, size, signal))
-        await measure(server, scenario(`get-${tag}-c${c}`), timeout, async (signal) => await getObjects(containerOf(name), names, size, signal))
+        await measure(server, scenario(`put-${tag}-c${c}`), timeout, async (c, signal) => await putObjects(c, names, size, signal))
+        await measure(server, scenario(`get-${tag}-c${c}`), timeout, async (c, signal) => await getObjects(c, names, size, signal))
       }
     }
   }
@@ -236,8 +277,8 @@ async function blocks (runs: number): Promise<void> {
   for (let r = 0; r < runs; r++) {
     for (const name of rotate(BLOCK_SERVERS, r)) {
       const server = byName(name)
-      await measure(server, scenario('uploaddata-1GiB'), bulkTimeout(BIG), async (signal) => await uploadDataObject(containerOf(name), 'blocks-1GiB', data, signal))
-      await measure(server, scenario('get-blocks-1GiB'), bulkTimeout(BIG), async (signal) => await getObjects(containerOf(name), ['blocks-1GiB'], BIG, signal))
+      await measure(server, scenario('uploaddata-1GiB'), bulkTimeout(BIG), async (c, signal) => await uploadDataObject(c, 'blocks-1GiB', data, signal))
+      await measure(server, scenario('get-blocks-1GiB'), bulkTimeout(BIG), async (c, signal) => await getObjects(c, ['blocks-1GiB'], BIG, signal))
     }
   }
 }
@@ -246,15 +287,15 @@ async function small (runs: number): Promise<void> {
   progress(`4 KiB ×${SMALL_CONCURRENCY}: warm-up ${SMALL_WARMUP} ops, then ${runs} runs of ${SMALL_OPS} new objects\n`)
   for (const name of ALL) {
     const warm = Array.from({ length: SMALL_WARMUP }, (_, i) => `warm-${i}`)
-    await measure(byName(name), undefined, smallTimeout(SMALL_WARMUP), async (signal) => await putSmall(containerOf(name), warm, SMALL_SIZE, SMALL_CONCURRENCY, signal))
-    await measure(byName(name), undefined, smallTimeout(SMALL_WARMUP), async (signal) => await getSmall(containerOf(name), warm, SMALL_SIZE, SMALL_CONCURRENCY, signal))
+    await measure(byName(name), undefined, smallTimeout(SMALL_WARMUP), async (c, signal) => await putSmall(c, warm, SMALL_SIZE, SMALL_CONCURRENCY, signal))
+    await measure(byName(name), undefined, smallTimeout(SMALL_WARMUP), async (c, signal) => await getSmall(c, warm, SMALL_SIZE, SMALL_CONCURRENCY, signal))
   }
   for (let r = 0; r < runs; r++) {
     const names = Array.from({ length: SMALL_OPS }, (_, i) => `small-${r}-${i}`)
     for (const name of rotate(ALL, r)) {
       const server = byName(name)
-      await measure(server, scenario('put-4KiB-c16'), smallTimeout(SMALL_OPS), async (signal) => await putSmall(containerOf(name), names, SMALL_SIZE, SMALL_CONCURRENCY, signal))
-      await measure(server, scenario('get-4KiB-c16'), smallTimeout(SMALL_OPS), async (signal) => await getSmall(containerOf(name), names, SMALL_SIZE, SMALL_CONCURRENCY, signal))
+      await measure(server, scenario('put-4KiB-c16'), smallTimeout(SMALL_OPS), async (c, signal) => await putSmall(c, names, SMALL_SIZE, SMALL_CONCURRENCY, signal))
+      await measure(server, scenario('get-4KiB-c16'), smallTimeout(SMALL_OPS), async (c, signal) => await getSmall(c, names, SMALL_SIZE, SMALL_CONCURRENCY, signal))
     }
   }
 }
@@ -274,7 +315,8 @@ async function main (): Promise<void> {
     `objects: PUT/GET ${sizeLabel(MID)}${BIG_RUNS > 0 ? ` and ${sizeLabel(BIG)}` : ''} at concurrency ${CONCURRENCY.join(' and ')} (c distinct blobs in parallel; one Put Blob each via upload(() => stream, size), body = one random 4 MiB buffer repeated; GET = download() streamed and counted)`,
     ...(BIG_RUNS > 0 ? ['SDK default for large objects (gateway and Azurite; the ceiling has no blocks): uploadData(1 GiB buffer) = Put Block 4 MiB ×256, 5 in flight, + Put Block List; then download() of that blob'] : []),
     `small: ${SMALL_OPS} new 4 KiB blobs per run, ${SMALL_CONCURRENCY} in flight (upload(buffer), then download() of the same names), after ${SMALL_WARMUP} warm-up ops`,
-    `runs: ${MID_RUNS} × ${sizeLabel(MID)}${BIG_RUNS > 0 ? `, ${BIG_RUNS} × ${sizeLabel(BIG)} and uploadData` : ''}, ${SMALL_RUNS} × 4 KiB; one warm-up ${sizeLabel(MID)} PUT+GET per server; server order rotates every run; GETs read what the PUT just wrote (page cache)`,
+    `runs: ${MID_RUNS} × ${sizeLabel(MID)}${BIG_RUNS > 0 ? `, ${BIG_RUNS} × ${sizeLabel(BIG)} and uploadData` : ''}, ${SMALL_RUNS} × 4 KiB; one warm-up ${sizeLabel(MID)} PUT+GET per server; server order rotates every run; large-object runs after the first overwrite the same names; GETs read what the PUT just wrote (page cache)`,
+    'after each run the server must go quiet (≤ 10 ms CPU in each of two 100 ms windows, at most 60 s) before the next: CPU it spends after its last response shows as (+…) in the CPU table',
     `timeouts: ${TIMEOUT_FLOOR_MS / 1000} s + 1 s per ${MIN_RATE / MiB} MiB per run; deadline ${new Date(DEADLINE).toISOString()}${QUICK ? '; --quick (no 1 GiB)' : ''}`
   ]
   const setup: Setup = collectSetup(repoRoot, tempRoot, sdkVersion, plan)
@@ -287,20 +329,27 @@ async function main (): Promise<void> {
       started.splice(started.indexOf(s), 1)
       continue
     }
-    setup.servers[s.name] = `pid ${s.pid}: ${s.command.replace(repoRoot + '/', '').replace(tempRoot, '$TMP')}`
+    setup.servers[s.name] = `pid ${s.pid}: ${s.command.replaceAll(repoRoot + '/', '').replaceAll(tempRoot, '$TMP')}`
   }
   for (const s of started) {
-    containers.set(s.name, await openContainer(s.connectionString))
+    const agent = new Agent({ keepAlive: true })
+    await openContainer(s.connectionString, agent)
+    agent.destroy()
     trackers.set(s.name, new RssTracker(s.pid))
   }
   setup.rssResetSupported = [...trackers.values()].every((t) => t.canReset)
+  const gw = started.find((s) => s.name === 'gateway')
+  if (gw !== undefined && gw.command.includes('tsx')) {
+    setup.plan.push('NOTE: the gateway ran from its TypeScript sources through tsx (test/helpers/gateway.ts does that when dist/ is missing or older than src/): ' +
+      'its RSS includes the tsx loader and bin/ckptcache.cjs (which sizes the libuv pool) was not used. Run `npm run build` first for the shipped form.')
+  }
   printSetup(setup)
   console.log('')
 
   // Warm-up: one mid-size PUT + GET per server (JIT, sockets, first-touch of buffers).
   for (const name of ALL) {
-    await measure(byName(name), undefined, bulkTimeout(MID), async (signal) => await putObjects(containerOf(name), ['warm-mid'], MID, signal))
-    await measure(byName(name), undefined, bulkTimeout(MID), async (signal) => await getObjects(containerOf(name), ['warm-mid'], MID, signal))
+    await measure(byName(name), undefined, bulkTimeout(MID), async (c, signal) => await putObjects(c, ['warm-mid'], MID, signal))
+    await measure(byName(name), undefined, bulkTimeout(MID), async (c, signal) => await getObjects(c, ['warm-mid'], MID, signal))
   }
   await bulk(MID, MID_RUNS)
   if (BIG_RUNS > 0) {
@@ -309,8 +358,10 @@ async function main (): Promise<void> {
   }
   await small(SMALL_RUNS)
 
-  const rss: Record<string, { idle: number, overall: number, phases: Record<string, number> }> = {}
-  for (const [name, t] of trackers) rss[name] = { idle: t.idle, overall: t.finish(), phases: Object.fromEntries(t.phases) }
+  const rss: Record<string, { idle: number, overall: number, phases: Record<string, number>, idleBreakdown: object, endBreakdown: object, threads?: number }> = {}
+  for (const [name, t] of trackers) {
+    rss[name] = { idle: t.idle, overall: t.finish(), phases: Object.fromEntries(t.phases), idleBreakdown: t.idleBreakdown, endBreakdown: rssBreakdown(t.pid), threads: threadCount(t.pid) }
+  }
   setup.loadAvgEnd = loadavg()
 
   // ---- report ----
@@ -318,11 +369,13 @@ async function main (): Promise<void> {
   printResults(scenarios, results, summary)
   printCpu(scenarios, results, ALL)
   const phases = [...new Set(scenarios.map((s) => s.rssPhase))]
-  printTable('Server peak RSS (VmHWM): idle after start, per phase (max over its runs), whole run. Target: gateway < 200 MiB.',
-    ['server', 'idle', ...phases, 'whole run', 'target'],
+  printTable('Server peak RSS (VmHWM): idle after start (anon + file-backed), per phase (max over its runs), whole run. Target: gateway < 200 MiB.',
+    ['server', 'idle', ...phases, 'whole run', 'threads at end', 'target'],
     ALL.map((name) => {
       const r = rss[name]
-      return [name, fmtMiB(r?.idle), ...phases.map((p) => fmtMiB(r?.phases[p])), fmtMiB(r?.overall),
+      const b = trackers.get(name)?.idleBreakdown
+      const idle = `${fmtMiB(r?.idle)}${b?.anon !== undefined && b.file !== undefined ? ` (${(b.anon / MiB).toFixed(0)}+${(b.file / MiB).toFixed(0)})` : ''}`
+      return [name, idle, ...phases.map((p) => fmtMiB(r?.phases[p])), fmtMiB(r?.overall), String(r?.threads ?? '?'),
         name === 'gateway' ? (r === undefined ? '?' : r.overall < RSS_TARGET ? '<200 MiB ok' : '<200 MiB MISS') : '']
     }))
   const failures = Object.entries(results).flatMap(([key, byServer]) =>
