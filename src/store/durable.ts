@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, fdatasync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -41,6 +41,9 @@ export async function writeFileAtomic (tmpDir: string, target: string, data: str
 }
 
 /** Sees every chunk in order; may return a promise to hold the stream back (backpressure). */
+/** Large bodies start writeback every this many bytes. */
+const SYNC_EVERY = 64 * 1024 * 1024
+
 /** Bodies up to this size are collected and written with one call: a write stream costs more than the data. */
 const SMALL_BODY = 256 * 1024
 
@@ -79,8 +82,20 @@ export async function ingestToTemp (tmpDir: string, body: Readable, opts: Ingest
     // before the body starts flowing. An observer's promise pauses the body until it settles;
     // the pipe re-checks the file's backpressure on every chunk.
     let failure: unknown
+    let unsynced = 0
+    let syncing = false
     body.on('data', (chunk: Buffer) => {
       size += chunk.length
+      unsynced += chunk.length
+      // Start writeback while the body still arrives: the kernel would otherwise hold a large
+      // body in the page cache and write all of it in the final fsync, with the disk idle until
+      // then. One sync in flight at a time; the final fsync (flush) still makes it all durable.
+      const fd = (ws as unknown as { fd: number | null }).fd
+      if (unsynced >= SYNC_EVERY && !syncing && typeof fd === 'number' && !ws.closed && !ws.destroyed) {
+        unsynced = 0
+        syncing = true
+        fdatasync(fd, () => { syncing = false })
+      }
       if (size > limit && failure === undefined) {
         failure = new CacheError(opts.expectedSize === undefined ? 'CC_ERR_BODY_TOO_LARGE' : 'CC_ERR_INVALID_INPUT')
         body.destroy(failure as Error)
