@@ -245,3 +245,34 @@ t.test('a large Put Blob gets its Content-MD5 after the acknowledgement, same et
   t.equal(props.etag, up.etag, 'the etag did not change')
   t.equal(props.lastModified?.getTime(), up.lastModified?.getTime(), 'nor the last-modified time')
 })
+
+t.test('a read that fails after the headers went out ends the connection, never a short 200', async (t) => {
+  const c = svc.getContainerClient('proto-short')
+  await c.create()
+  const b = c.getBlockBlobClient('blocks')
+  const ids = ['YWFh', 'YmJi', 'Y2Nj']
+  for (const [i, id] of ids.entries()) await b.stageBlock(id, Buffer.alloc(2 * 1024 * 1024, i), 2 * 1024 * 1024)
+  await b.commitBlockList(ids)
+  // Remove the last block's file behind the gateway's back.
+  const { readdir, rm } = await import('node:fs/promises')
+  const { join } = await import('node:path')
+  const { objectHash, StorePaths } = await import('../../../src/store/paths.js')
+  const dir = new StorePaths(gw.dataDir).objectDir(objectHash('proto-short', 'blocks'))
+  const last = (await readdir(dir)).filter((f) => f.startsWith('b-') && f.endsWith(Buffer.from('Y2Nj').toString('hex'))).sort().pop()
+  t.ok(last, 'found the extent file of the last block')
+  await rm(join(dir, last as string))
+  const sas = await sasFor('proto-short')
+  const outcome = await new Promise<{ status: number, received: number, declared: number, error: boolean }>((resolve) => {
+    request({ host: '127.0.0.1', port: gw.port, method: 'GET', path: `/${gw.account}/proto-short/blocks?${sas}` }, (res) => {
+      let received = 0
+      let error = false
+      res.on('data', (d: Buffer) => { received += d.length })
+      res.on('error', () => { error = true })
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, received, declared: Number(res.headers['content-length']), error: error || !res.complete }))
+    }).on('error', () => resolve({ status: 0, received: 0, declared: 0, error: true })).end()
+  })
+  t.equal(outcome.status, 200, 'the headers had gone out')
+  t.equal(outcome.declared, 6 * 1024 * 1024)
+  t.ok(outcome.received < outcome.declared, `body cut short (${outcome.received} bytes)`)
+  t.ok(outcome.error, 'the client sees an incomplete response, not a finished one')
+})
