@@ -540,7 +540,10 @@ export class FsStore implements LocalStore {
   /** The commit point: meta.json replaced atomically, then the directory fsynced. */
   async #commitMeta (hash: string, meta: ObjectMeta): Promise<void> {
     const dir = this.#paths.objectDir(hash)
-    await writeFileAtomic(this.#paths.tmp, join(dir, 'meta.json'), JSON.stringify(meta))
+    // The temp file lives in the object's own directory: creating every commit's temp file in
+    // one shared directory serializes them on that directory's lock. A crash leaves it
+    // unreferenced there, and the start-up scan removes it.
+    await writeFileAtomic(dir, join(dir, 'meta.json'), JSON.stringify(meta))
     await fsyncDir(dir)
   }
 
