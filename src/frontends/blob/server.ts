@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { CacheError, isCacheError } from '../../errors.js'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isCacheError } from '../../errors.js'
 import type { ObjectService } from '../../core/object-service.js'
 import { authenticate, authorizeSas, BlobAuthError } from './auth/index.js'
 import type { BlobContext, BlobFrontendOptions, ResourceLevel } from './context.js'
@@ -9,19 +8,11 @@ import { AZURE_ERRORS, BlobError } from './errors.js'
 import { header } from './headers.js'
 import { resolveRoute } from './routes.js'
 import { XML_DECL, escapeXml } from './xml.js'
+import { closeGracefully, createRawBodyApp, listenPort, settleUnreadBody } from '../shared/http-app.js'
 
 /** The version we answer with when a client sends none; any version a client sends is echoed. */
 export const DEFAULT_API_VERSION = '2025-01-05'
 const SERVER_HEADER = 'ckptcache Windows-Azure-Blob/1.0'
-/**
- * An error answered before the body was read drains up to this much of it,
- * so the client (still sending) reads the error instead of a reset; above it
- * the connection is closed.
- */
-const DRAIN_LIMIT = 256 * 1024 * 1024
-const DRAIN_TIMEOUT_MS = 5000
-/** In-flight requests get this long to finish on shutdown. */
-const SHUTDOWN_GRACE_MS = 30_000
 
 interface Target {
   level: ResourceLevel
@@ -75,21 +66,7 @@ function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply):
   }
   const e = errorShape(err)
   if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
-  if (!request.raw.complete && !request.raw.destroyed) {
-    const declared = Number(header(request.raw.headers, 'content-length') ?? 0)
-    if (declared > DRAIN_LIMIT) {
-      reply.header('connection', 'close')
-    } else {
-      // A client that stops sending once it has its answer must not hold the connection open.
-      const req = request.raw
-      req.resume()
-      reply.raw.once('finish', () => {
-        if (req.complete) return
-        const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
-        req.once('end', () => clearTimeout(timer))
-      })
-    }
-  }
+  settleUnreadBody(request, reply)
   reply.code(e.status)
   reply.header('x-ms-error-code', e.code)
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
@@ -111,22 +88,7 @@ export interface BlobFrontend {
 
 /** Builds the Azure Blob REST front end over the object core. */
 export function createBlobFrontend (service: ObjectService, options: BlobFrontendOptions, logger: FastifyBaseLogger): BlobFrontend {
-  const app = Fastify({
-    loggerInstance: logger,
-    logController: new LogController({ disableRequestLogging: true }),
-    genReqId: () => randomUUID(),
-    exposeHeadRoutes: false,
-    return503OnClosing: true,
-    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => createServer({
-      maxHeaderSize: 64 * 1024,
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-      keepAliveTimeout: 65_000
-    }, handler)
-  })
-  // Bodies are never parsed by the framework: handlers stream `request.raw`.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+  const app = createRawBodyApp(logger, () => randomUUID())
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-ms-request-id', request.id)
@@ -199,25 +161,7 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
 
   return {
     app,
-    async listen (host: string, port: number): Promise<number> {
-      await app.listen({ host, port })
-      const addr = app.server.address()
-      if (addr === null || typeof addr === 'string') throw new CacheError('CC_ERR_INTERNAL', 'blob front end has no TCP address')
-      return addr.port
-    },
-    async close (): Promise<void> {
-      // Connections that turn idle after close() began (a keep-alive socket whose request just
-      // finished) would otherwise linger until the keep-alive timeout; close them as they idle,
-      // and give requests still in flight a bounded time.
-      const server = app.server
-      const sweep = setInterval(() => server.closeIdleConnections(), 100)
-      const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
-      try {
-        await app.close()
-      } finally {
-        clearInterval(sweep)
-        clearTimeout(deadline)
-      }
-    }
+    listen: async (host: string, port: number) => listenPort(app, host, port, 'blob front end'),
+    close: async () => closeGracefully(app)
   }
 }

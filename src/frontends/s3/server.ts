@@ -1,20 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { CacheError, isCacheError } from '../../errors.js'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isCacheError } from '../../errors.js'
 import type { ObjectService } from '../../core/object-service.js'
 import { S3AuthError, verifySigV4 } from './auth/sigv4.js'
 import { AwsChunkedError } from './aws-chunked.js'
-import { header, type S3Context, type S3FrontendOptions } from './context.js'
+import type { S3Context, S3FrontendOptions } from './context.js'
 import { S3_ERRORS, S3Error, SPECIFIC_MESSAGES } from './errors.js'
 import { resolveRoute, type Target } from './routes.js'
 import { XML_DECL, el } from './xml.js'
+import { closeGracefully, createRawBodyApp, listenPort, settleUnreadBody } from '../shared/http-app.js'
 
 const SERVER_HEADER = 'ckptcache-s3'
-/** An error answered before the body was read drains up to this much of it; above it the connection is closed. */
-const DRAIN_LIMIT = 256 * 1024 * 1024
-const DRAIN_TIMEOUT_MS = 5000
-const SHUTDOWN_GRACE_MS = 30_000
 
 interface Shape { status: number, code: string, message: string, headers: Record<string, string>, detail: Record<string, string> }
 
@@ -54,20 +50,7 @@ function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply):
   const e = errorShape(err)
   if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
   const req = request.raw
-  if (!req.complete && !req.destroyed) {
-    req.unpipe()
-    const declared = Number(header(req.headers, 'content-length') ?? 0)
-    if (declared > DRAIN_LIMIT) {
-      reply.header('connection', 'close')
-    } else {
-      req.resume()
-      reply.raw.once('finish', () => {
-        if (req.complete) return
-        const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
-        req.once('end', () => clearTimeout(timer))
-      })
-    }
-  }
+  settleUnreadBody(request, reply)
   reply.code(e.status)
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
   if (request.method === 'HEAD' || e.status === 304) {
@@ -118,21 +101,7 @@ export interface S3Frontend {
 
 /** Builds the S3 REST front end over the object core. */
 export function createS3Frontend (service: ObjectService, options: S3FrontendOptions, logger: FastifyBaseLogger): S3Frontend {
-  const app = Fastify({
-    loggerInstance: logger,
-    logController: new LogController({ disableRequestLogging: true }),
-    genReqId: () => randomUUID().replace(/-/g, '').slice(0, 16).toUpperCase(),
-    exposeHeadRoutes: false,
-    return503OnClosing: true,
-    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => createServer({
-      maxHeaderSize: 64 * 1024,
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-      keepAliveTimeout: 65_000
-    }, handler)
-  })
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+  const app = createRawBodyApp(logger, () => randomUUID().replace(/-/g, '').slice(0, 16).toUpperCase())
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-amz-request-id', request.id)
@@ -176,22 +145,7 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
 
   return {
     app,
-    async listen (host: string, port: number): Promise<number> {
-      await app.listen({ host, port })
-      const addr = app.server.address()
-      if (addr === null || typeof addr === 'string') throw new CacheError('CC_ERR_INTERNAL', 's3 front end has no TCP address')
-      return addr.port
-    },
-    async close (): Promise<void> {
-      const server = app.server
-      const sweep = setInterval(() => server.closeIdleConnections(), 100)
-      const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
-      try {
-        await app.close()
-      } finally {
-        clearInterval(sweep)
-        clearTimeout(deadline)
-      }
-    }
+    listen: async (host: string, port: number) => listenPort(app, host, port, 's3 front end'),
+    close: async () => closeGracefully(app)
   }
 }

@@ -1,0 +1,86 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { CacheError } from '../../errors.js'
+
+/**
+ * HTTP plumbing both protocol front ends share: a fastify instance that never
+ * parses bodies (handlers stream `request.raw`), draining behind early errors,
+ * listening, and a bounded graceful close.
+ */
+
+/**
+ * An error answered before the body was read drains up to this much of it,
+ * so the client (still sending) reads the error instead of a reset; above it
+ * the connection is closed.
+ */
+const DRAIN_LIMIT = 256 * 1024 * 1024
+const DRAIN_TIMEOUT_MS = 5000
+/** In-flight requests get this long to finish on shutdown. */
+const SHUTDOWN_GRACE_MS = 30_000
+
+export function createRawBodyApp (logger: FastifyBaseLogger, genReqId: () => string): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => createServer({
+      maxHeaderSize: 64 * 1024,
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+      keepAliveTimeout: 65_000
+    }, handler)
+  })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+  return app
+}
+
+/**
+ * Before an error response: a body the handler did not read is drained (up to
+ * DRAIN_LIMIT, and only for DRAIN_TIMEOUT_MS after the answer) or the
+ * connection is marked to close.
+ */
+export function settleUnreadBody (request: FastifyRequest, reply: FastifyReply): void {
+  const req = request.raw
+  if (req.complete || req.destroyed) return
+  req.unpipe()
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > DRAIN_LIMIT) {
+    reply.header('connection', 'close')
+    return
+  }
+  // A client that stops sending once it has its answer must not hold the connection open.
+  req.resume()
+  reply.raw.once('finish', () => {
+    if (req.complete) return
+    const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
+    req.once('end', () => clearTimeout(timer))
+  })
+}
+
+export async function listenPort (app: FastifyInstance, host: string, port: number, what: string): Promise<number> {
+  await app.listen({ host, port })
+  const addr = app.server.address()
+  if (addr === null || typeof addr === 'string') throw new CacheError('CC_ERR_INTERNAL', `${what} has no TCP address`)
+  return addr.port
+}
+
+/**
+ * Stops accepting and waits for requests in flight. Connections that turn idle
+ * after close() began (a keep-alive socket whose request just finished) would
+ * otherwise linger until the keep-alive timeout, so they are closed as they
+ * idle; requests still running after the grace period are cut.
+ */
+export async function closeGracefully (app: FastifyInstance): Promise<void> {
+  const server = app.server
+  const sweep = setInterval(() => server.closeIdleConnections(), 100)
+  const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(sweep)
+    clearTimeout(deadline)
+  }
+}
