@@ -8,7 +8,7 @@ import { AZURE_ERRORS, BlobError } from './errors.js'
 import { header } from './headers.js'
 import { resolveRoute } from './routes.js'
 import { XML_DECL, escapeXml } from './xml.js'
-import { closeGracefully, createRawBodyApp, listenPort, settleUnreadBody } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, createRawBodyApp, listenPort } from '../shared/http-app.js'
 
 /** The version we answer with when a client sends none; any version a client sends is echoed. */
 export const DEFAULT_API_VERSION = '2025-01-05'
@@ -58,16 +58,8 @@ function errorShape (err: unknown): { status: number, code: string, message: str
 }
 
 function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  if (reply.raw.headersSent) {
-    // A body has started: never end it short with a success status.
-    request.log.warn({ err }, 'error after response headers were sent; closing the connection')
-    reply.raw.destroy()
-    return
-  }
   const e = errorShape(err)
-  if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
-  settleUnreadBody(request, reply)
-  reply.code(e.status)
+  if (!beginErrorReply(err, e.status, request, reply)) return
   reply.header('x-ms-error-code', e.code)
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
   if (request.method === 'HEAD' || e.status === 304) {

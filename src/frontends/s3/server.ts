@@ -8,7 +8,7 @@ import type { S3Context, S3FrontendOptions } from './context.js'
 import { S3_ERRORS, S3Error, SPECIFIC_MESSAGES } from './errors.js'
 import { resolveRoute, type Target } from './routes.js'
 import { XML_DECL, el } from './xml.js'
-import { closeGracefully, createRawBodyApp, listenPort, settleUnreadBody } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, createRawBodyApp, listenPort } from '../shared/http-app.js'
 
 const SERVER_HEADER = 'ckptcache-s3'
 
@@ -42,16 +42,9 @@ function errorShape (err: unknown): Shape {
 }
 
 function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  if (reply.raw.headersSent) {
-    request.log.warn({ err }, 'error after response headers were sent; closing the connection')
-    reply.raw.destroy()
-    return
-  }
   const e = errorShape(err)
-  if (e.status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
+  if (!beginErrorReply(err, e.status, request, reply)) return
   const req = request.raw
-  settleUnreadBody(request, reply)
-  reply.code(e.status)
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
   if (request.method === 'HEAD' || e.status === 304) {
     reply.removeHeader('content-type')

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { CacheError } from '../../errors.js'
+import { CacheError, isCacheError } from '../../errors.js'
 
 /**
  * HTTP plumbing both protocol front ends share: a fastify instance that never
@@ -35,6 +35,25 @@ export function createRawBodyApp (logger: FastifyBaseLogger, genReqId: () => str
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
   return app
+}
+
+/**
+ * The first step of every error response. Once a body has started, an error
+ * destroys the connection (a truncated body with a success status is the one
+ * thing a client cannot detect) and this returns false. Otherwise it logs
+ * errors that are really ours (5xx not from the catalogue's own codes), settles
+ * an unread request body, and sets the status.
+ */
+export function beginErrorReply (err: unknown, status: number, request: FastifyRequest, reply: FastifyReply): boolean {
+  if (reply.raw.headersSent) {
+    request.log.warn({ err }, 'error after response headers were sent; closing the connection')
+    reply.raw.destroy()
+    return false
+  }
+  if (status >= 500 && !(isCacheError(err) && err.code !== 'CC_ERR_INTERNAL')) request.log.error({ err }, 'internal error')
+  settleUnreadBody(request, reply)
+  reply.code(status)
+  return true
 }
 
 /**
