@@ -156,7 +156,7 @@ function urlHost (host: string): string {
 /** One line a user can act on, for the errors start-up commonly hits. */
 function describeStartError (err: unknown, config: Config): string {
   let e = err as (NodeJS.ErrnoException & { port?: number, address?: string }) | undefined
-  // The lead's startNode may wrap the socket error; the cause chain still carries it.
+  // startNode may wrap the socket error; the cause chain still carries it.
   while (e !== undefined && e !== null && e.code === undefined && e.cause !== undefined) e = e.cause as typeof e
   const base = err instanceof Error ? err.message : String(err)
   if (e === undefined || e === null || typeof e !== 'object') return `failed to start: ${oneLine(base)}`
