@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply } from 'fastify'
-import { parseEtagList } from '../../core/conditions.js'
+import { conditionsFromHeaders as readConditions } from '../shared/conditions.js'
 import type { Conditions, ContentHeaders, ObjectMeta, UserMetadata } from '../../core/types.js'
 import { S3Error } from './errors.js'
 import { header } from './context.js'
@@ -37,25 +37,9 @@ export function setMetadataHeaders (reply: FastifyReply, metadata: UserMetadata)
   for (const [k, v] of Object.entries(metadata)) reply.raw.setHeader(META_PREFIX + k.toLowerCase(), v)
 }
 
-function parseHttpDate (headers: IncomingHttpHeaders, name: string): number | undefined {
-  const v = header(headers, name)
-  if (v === undefined || v === '') return undefined
-  const ms = Date.parse(v)
-  return Number.isNaN(ms) ? undefined : ms // S3 ignores a date it cannot parse
-}
-
-/** If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (or their `x-amz-copy-source-` forms). */
+/** If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (or their `x-amz-copy-source-` forms); S3 ignores a date it cannot parse. */
 export function conditionsFromHeaders (headers: IncomingHttpHeaders, prefix = ''): Conditions | undefined {
-  const c: Conditions = {}
-  const ifMatch = parseEtagList(header(headers, prefix + 'if-match'))
-  const ifNoneMatch = parseEtagList(header(headers, prefix + 'if-none-match'))
-  const ims = parseHttpDate(headers, prefix + 'if-modified-since')
-  const ius = parseHttpDate(headers, prefix + 'if-unmodified-since')
-  if (ifMatch !== undefined) c.ifMatch = ifMatch
-  if (ifNoneMatch !== undefined) c.ifNoneMatch = ifNoneMatch
-  if (ims !== undefined) c.ifModifiedSinceMs = ims
-  if (ius !== undefined) c.ifUnmodifiedSinceMs = ius
-  return Object.keys(c).length > 0 ? c : undefined
+  return readConditions(headers, prefix, () => undefined)
 }
 
 /** Content headers of a write (PutObject, CreateMultipartUpload, CopyObject REPLACE). */
