@@ -47,8 +47,8 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   const backfill = new Md5Backfill(store, (err) => log.warn({ err }, 'background Content-MD5 failed'))
   backfill.scheduleMissing()
   const service = new ObjectService(store, backfill)
-  const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64') }, log)
-  const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }] }, log)
+  const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64'), maxRequests: config.maxRequests }, log)
+  const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }], maxRequests: config.maxRequests }, log)
   let blobPort: number
   let s3Port: number
   try {

@@ -73,6 +73,12 @@ export function parseDuration (text: string): number {
   return ms
 }
 
+/** A positive integer (counts, limits). */
+export function parsePositiveInt (text: string): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw new Error('must be a positive integer')
+  return Number(text)
+}
+
 /** A TCP port; 0 lets the OS pick a free one. */
 export function parsePort (text: string): number {
   if (!/^\s*\d{1,5}\s*$/.test(text) || Number(text) > 65535) throw new Error('must be an integer 0-65535')

@@ -35,6 +35,8 @@ export interface Config {
   eviction: EvictionPolicy
   /** Uncommitted blocks older than this are garbage-collected (Azure keeps them 7 days). */
   stagedBlockMaxAgeMs: number
+  /** Requests in flight per client port; more are refused with a retryable 503 and Retry-After. */
+  maxRequests: number
   mode: Mode
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }

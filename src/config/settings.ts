@@ -14,6 +14,7 @@ import {
   parseDuration,
   parseHost,
   parsePort,
+  parsePositiveInt,
   parseSecretKey,
   parseSize,
 } from './parse.js'
@@ -51,6 +52,7 @@ export const EVICTION_POLICIES = ['reject', 'lru'] as const
 export const MODES = ['cache-only'] as const
 export const AUTO_CAPACITY_FRACTION = 0.9
 export const DEFAULT_STAGED_BLOCK_MAX_AGE_MS = 7 * 86_400_000
+export const DEFAULT_MAX_REQUESTS = 1024
 
 function parsePath (text: string, ctx: ParseContext): string {
   if (text.trim() === '') throw new Error('must not be empty')
@@ -165,6 +167,18 @@ export const SETTINGS: readonly Setting[] = [
     default: () => DEFAULT_STAGED_BLOCK_MAX_AGE_MS,
     defaultText: '7d',
     help: ['Uncommitted blocks older than this are deleted (Azure keeps them 7 days).'],
+  },
+  {
+    key: 'maxRequests',
+    flag: 'max-requests',
+    arg: 'N',
+    parse: parsePositiveInt,
+    default: () => DEFAULT_MAX_REQUESTS,
+    defaultText: String(DEFAULT_MAX_REQUESTS),
+    help: [
+      'Requests in flight per client port. Past it a request is answered 503',
+      '(Blob ServerBusy, S3 SlowDown) with Retry-After, which the SDKs retry.',
+    ],
   },
   {
     key: 'logLevel',

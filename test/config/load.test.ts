@@ -44,13 +44,14 @@ t.test('defaults', async t => {
     accountKey: EMULATOR_KEY,
     eviction: 'reject',
     stagedBlockMaxAgeMs: 7 * 24 * 3600 * 1000,
+    maxRequests: 1024,
     mode: 'cache-only',
     logLevel: 'info',
   })
   t.ok(Number.isSafeInteger(config.capacity) && config.capacity > 0, 'capacity is a positive whole number of bytes')
   // Others write to this filesystem at the same time: allow 1 GiB of drift.
   t.ok(Math.abs(config.capacity - expectedCapacity) < 2 ** 30, `capacity auto ${config.capacity} ≈ 90% of free ${expectedCapacity}`)
-  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'mode', 's3AccessKey', 's3Port', 's3SecretKey', 'stagedBlockMaxAgeMs'])
+  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'maxRequests', 'mode', 's3AccessKey', 's3Port', 's3SecretKey', 'stagedBlockMaxAgeMs'])
 })
 
 t.test('default data dir', async t => {
@@ -116,6 +117,7 @@ t.test('every setting from the environment and from a file', async t => {
     CKPTCACHE_CAPACITY: '10GB',
     CKPTCACHE_EVICTION: 'lru',
     CKPTCACHE_STAGED_BLOCK_MAX_AGE: '12h',
+    CKPTCACHE_MAX_REQUESTS: '64',
     CKPTCACHE_LOG_LEVEL: 'silent',
   }
   t.same(loadConfig([], env, dir), {
@@ -130,6 +132,7 @@ t.test('every setting from the environment and from a file', async t => {
     capacity: 10e9,
     eviction: 'lru',
     stagedBlockMaxAgeMs: 12 * 3600e3,
+    maxRequests: 64,
     mode: 'cache-only',
     logLevel: 'silent',
   })
@@ -148,6 +151,7 @@ t.test('every setting from the environment and from a file', async t => {
     capacity: '1.5TiB',
     eviction: 'reject',
     stagedBlockMaxAgeMs: 60000,
+    maxRequests: 4096,
     mode: 'cache-only',
     logLevel: 'error',
   })
@@ -163,6 +167,7 @@ t.test('every setting from the environment and from a file', async t => {
     capacity: 1.5 * 2 ** 40,
     eviction: 'reject',
     stagedBlockMaxAgeMs: 60000,
+    maxRequests: 4096,
     mode: 'cache-only',
     logLevel: 'error',
   }, 'relative paths in a file resolve against its directory')

@@ -7,6 +7,8 @@ import { BlobError } from './errors.js'
 export interface BlobFrontendOptions {
   account: string
   accountKey: Buffer
+  /** Requests in flight before the front end answers 503 ServerBusy (default: unlimited). */
+  maxRequests?: number
   /** Uncommitted-block and listing limits etc. could go here; kept small on purpose. */
   maxListResults?: number
 }

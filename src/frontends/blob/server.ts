@@ -8,7 +8,7 @@ import { AZURE_ERRORS, BlobError } from './errors.js'
 import { header } from './headers.js'
 import { resolveRoute } from './routes.js'
 import { XML_DECL, escapeXml } from './xml.js'
-import { beginErrorReply, closeGracefully, createRawBodyApp, listenPort } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, createRawBodyApp, limitRequestsInFlight, listenPort } from '../shared/http-app.js'
 
 /** The version we answer with when a client sends none; any version a client sends is echoed. */
 export const DEFAULT_API_VERSION = '2025-01-05'
@@ -89,6 +89,7 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
     const clientId = header(request.headers, 'x-ms-client-request-id')
     if (clientId !== undefined) reply.header('x-ms-client-request-id', clientId)
   })
+  if (options.maxRequests !== undefined) limitRequestsInFlight(app, options.maxRequests)
   app.setErrorHandler((err, request, reply) => { sendError(err, request, reply) })
   app.setNotFoundHandler((request, reply) => { sendError(new BlobError(400, 'InvalidUri', 'The requested URI does not represent any resource on the server.'), request, reply) })
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ObjectService } from '../../core/object-service.js'
+import type { SessionGrant, SessionIssuer } from './auth/sessions.js'
 import type { SigV4Auth } from './auth/sigv4.js'
 import { S3Error } from './errors.js'
 
@@ -11,6 +12,10 @@ export interface S3Credentials {
 
 export interface S3FrontendOptions {
   credentials: S3Credentials[]
+  /** Requests in flight before the front end answers 503 SlowDown (default: unlimited). */
+  maxRequests?: number
+  /** Lifetime of CreateSession credentials (default: five minutes, as S3 Express). */
+  sessionTtlMs?: number
 }
 
 /** Everything an operation handler needs about one request. */
@@ -23,6 +28,10 @@ export interface S3Context {
   query: URLSearchParams
   service: ObjectService
   auth: SigV4Auth
+  /** The S3 Express session the request was signed with, if any (already checked against the bucket and mode). */
+  session?: SessionGrant
+  /** Issues CreateSession credentials. */
+  sessions: SessionIssuer
   requestId: string
   /** Aborted when the client goes away. */
   signal: AbortSignal

@@ -1,6 +1,7 @@
 import type { ObjectMeta } from '../../core/types.js'
 import type { StoreListPage } from '../../store/local-store.js'
 import { intParam, invalidArgument, type S3Context } from './context.js'
+import { isDirectoryBucket } from './directory-buckets.js'
 import { quoteEtag } from './headers.js'
 import { S3_NS, XML_DECL, el, escapeXml, isoTime, urlEncodeKey } from './xml.js'
 
@@ -20,9 +21,14 @@ function listParams (ctx: S3Context): ListParams {
     throw invalidArgument('Invalid Encoding Method specified in Request', 'encoding-type', encodingType)
   }
   const url = encodingType === 'url'
+  const delimiter = q.get('delimiter') ?? ''
+  // Directory buckets group by `/` only.
+  if (delimiter !== '' && delimiter !== '/' && isDirectoryBucket(ctx.bucket)) {
+    throw invalidArgument('Only the \'/\' delimiter is supported for directory buckets.', 'delimiter', delimiter)
+  }
   return {
     prefix: q.get('prefix') ?? '',
-    delimiter: q.get('delimiter') ?? '',
+    delimiter,
     maxKeys: intParam(q, 'max-keys', MAX_KEYS, MAX_KEYS),
     encode: url ? urlEncodeKey : (s) => s
   }
@@ -115,5 +121,40 @@ export async function listObjectsV1 (ctx: S3Context): Promise<void> {
   if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
   if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
   xml += el('IsTruncated', result.next !== undefined) + entries + '</ListBucketResult>'
+  ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
+}
+
+/**
+ * ListObjectVersions: GET /<bucket>?versions. Buckets are unversioned: each object is its one
+ * version, `null`, and the latest. `key-marker` pages as ListObjects' marker does.
+ */
+export async function listObjectVersions (ctx: S3Context): Promise<void> {
+  ctx.service.getContainer(ctx.bucket)
+  const q = ctx.query
+  const p = listParams(ctx)
+  const keyMarker = q.get('key-marker') ?? ''
+  const result = page(ctx, p, keyMarker === '' ? {} : { startAfter: keyMarker })
+  let versions = ''
+  let prefixes = ''
+  let last: string | undefined
+  for (const e of result.entries) {
+    if (e.kind === 'object') {
+      const m = e.meta
+      versions += '<Version>' + el('Key', p.encode(m.name)) + el('VersionId', 'null') + el('IsLatest', true) + el('LastModified', isoTime(m.lastModifiedMs)) +
+        `<ETag>${escapeXml(quoteEtag(m.etag))}</ETag>` + el('Size', m.size) + '<Owner><ID>ckptcache</ID><DisplayName>ckptcache</DisplayName></Owner>' +
+        '<StorageClass>STANDARD</StorageClass></Version>'
+      last = m.name
+    } else {
+      prefixes += `<CommonPrefixes>${el('Prefix', p.encode(e.name))}</CommonPrefixes>`
+      last = e.name
+    }
+  }
+  let xml = `${XML_DECL}<ListVersionsResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
+    el('KeyMarker', p.encode(keyMarker)) + el('VersionIdMarker', q.get('version-id-marker') ?? '')
+  if (result.next !== undefined && last !== undefined) xml += el('NextKeyMarker', p.encode(last)) + el('NextVersionIdMarker', 'null')
+  xml += el('MaxKeys', p.maxKeys)
+  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
+  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += el('IsTruncated', result.next !== undefined) + versions + prefixes + '</ListVersionsResult>'
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }

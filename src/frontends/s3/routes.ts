@@ -1,9 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets } from './buckets.js'
+import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, listDirectoryBuckets } from './buckets.js'
 import { header, type ResourceLevel, type Route } from './context.js'
+import { createSession } from './create-session.js'
 import { S3Error } from './errors.js'
-import { listObjectsV1, listObjectsV2 } from './list-objects.js'
-import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from './multipart.js'
+import { listObjectVersions, listObjectsV1, listObjectsV2 } from './list-objects.js'
+import { completeMultipartUpload } from './complete-multipart.js'
+import { abortMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from './multipart.js'
+import { uploadPartCopy } from './upload-part-copy.js'
 import { getObject, headObject } from './object-read.js'
 import { copyObject, deleteObject, deleteObjects, putObject } from './object-write.js'
 
@@ -24,10 +27,15 @@ const BUCKET_SUBRESOURCES = new Set(['uploads', 'delete', 'location', 'list-type
 
 /**
  * The route table: (method, resource level, subresource) → operation. Hand-written and flat.
- * PUT of an object with `x-amz-copy-source` is CopyObject; `list-type=2` is ListObjectsV2.
+ * PUT of an object with `x-amz-copy-source` is CopyObject (UploadPartCopy with `uploadId`);
+ * `list-type=2` is ListObjectsV2.
  */
 const ROUTES = new Map<string, Route>([
   ['GET service ', { op: 'ListBuckets', handler: listBuckets }],
+  ['GET service directory', { op: 'ListDirectoryBuckets', handler: listDirectoryBuckets }],
+  ['GET bucket session', { op: 'CreateSession', handler: createSession }],
+  ['GET bucket versions', { op: 'ListObjectVersions', handler: listObjectVersions }],
+  ['GET bucket versioning', { op: 'GetBucketVersioning', handler: getBucketVersioning }],
   ['PUT bucket ', { op: 'CreateBucket', handler: createBucket }],
   ['HEAD bucket ', { op: 'HeadBucket', handler: headBucket }],
   ['DELETE bucket ', { op: 'DeleteBucket', handler: deleteBucket }],
@@ -43,6 +51,7 @@ const ROUTES = new Map<string, Route>([
   ['DELETE object ', { op: 'DeleteObject', handler: deleteObject }],
   ['POST object uploads', { op: 'CreateMultipartUpload', handler: createMultipartUpload }],
   ['PUT object uploadId', { op: 'UploadPart', handler: uploadPart }],
+  ['PUT object part-copy', { op: 'UploadPartCopy', handler: uploadPartCopy }],
   ['GET object uploadId', { op: 'ListParts', handler: listParts }],
   ['POST object uploadId', { op: 'CompleteMultipartUpload', handler: completeMultipartUpload }],
   ['DELETE object uploadId', { op: 'AbortMultipartUpload', handler: abortMultipartUpload }]
@@ -51,6 +60,8 @@ const ROUTES = new Map<string, Route>([
 export function resolveRoute (method: string, target: Target, headers: IncomingHttpHeaders): Route {
   let sub: string = SUBRESOURCES.find((name) => target.query.has(name)) ?? ''
   let level: ResourceLevel = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object'
+  // ListDirectoryBuckets is `GET /` too; the SDKs name it in `x-id`.
+  if (level === 'service' && (target.query.get('x-id') === 'ListDirectoryBuckets' || target.query.has('max-directory-buckets'))) sub = 'directory'
   if (level === 'object' && target.key === '/' && BUCKET_SUBRESOURCES.has(sub)) {
     level = 'bucket'
     target.key = ''

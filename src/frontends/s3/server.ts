@@ -2,13 +2,15 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isCacheError } from '../../errors.js'
 import type { ObjectService } from '../../core/object-service.js'
-import { S3AuthError, verifySigV4 } from './auth/sigv4.js'
+import { SessionIssuer, type SessionGrant } from './auth/sessions.js'
+import { S3AuthError, verifySigV4, type SecretLookup } from './auth/sigv4.js'
 import { AwsChunkedError } from './aws-chunked.js'
-import type { S3Context, S3FrontendOptions } from './context.js'
+import type { Route, S3Context, S3FrontendOptions } from './context.js'
+import { isDirectoryBucket } from './directory-buckets.js'
 import { S3_ERRORS, S3Error, SPECIFIC_MESSAGES } from './errors.js'
 import { resolveRoute, type Target } from './routes.js'
 import { XML_DECL, el } from './xml.js'
-import { beginErrorReply, closeGracefully, createRawBodyApp, listenPort } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, createRawBodyApp, limitRequestsInFlight, listenPort } from '../shared/http-app.js'
 
 const SERVER_HEADER = 'ckptcache-s3'
 
@@ -65,7 +67,9 @@ function safeDecode (s: string): string {
 /**
  * Path-style target: `/<bucket>/<key>`. The key is everything after the bucket's slash,
  * percent-decoded, `//` kept (a key may start with `/`); the JS SDK's `/<bucket>//?sub` forms
- * address the bucket.
+ * address the bucket. For a directory bucket the JS SDK puts `//` between bucket and key
+ * (`/<bucket>//<key>`, and `/<bucket>//` for the bucket itself), so there one more leading
+ * slash belongs to the separator.
  */
 function parseTarget (url: string): Target {
   const q = url.indexOf('?')
@@ -74,16 +78,26 @@ function parseTarget (url: string): Target {
   const rest = path.startsWith('/') ? path.slice(1) : path
   const slash = rest.indexOf('/')
   const rawBucket = slash === -1 ? rest : rest.slice(0, slash)
-  const rawKey = slash === -1 ? '' : rest.slice(slash + 1)
+  let rawKey = slash === -1 ? '' : rest.slice(slash + 1)
   let bucket: string
   let key: string
   try {
     bucket = decodeURIComponent(rawBucket)
+    if (rawKey.startsWith('/') && isDirectoryBucket(bucket)) rawKey = rawKey.slice(1)
     key = decodeURIComponent(rawKey)
   } catch {
     throw new S3Error(400, 'InvalidURI', 'Couldn\'t parse the specified URI.')
   }
   return { bucket, key, query }
+}
+
+/** A session reaches its own bucket only, and a ReadOnly one only reads. */
+function authorizeSession (session: SessionGrant, bucket: string, route: Route, method: string): void {
+  if (route.op === 'CreateSession') return // refused by the handler, with its own message
+  if (bucket !== session.bucket) throw new S3Error(403, 'AccessDenied', 'The session token does not grant access to this bucket.')
+  if (session.mode === 'ReadOnly' && method !== 'GET' && method !== 'HEAD') {
+    throw new S3Error(403, 'AccessDenied', 'The session is ReadOnly: this operation needs a ReadWrite session.')
+  }
 }
 
 export interface S3Frontend {
@@ -101,22 +115,32 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
     reply.header('x-amz-id-2', randomBytes(24).toString('base64'))
     reply.header('server', SERVER_HEADER)
   })
+  if (options.maxRequests !== undefined) limitRequestsInFlight(app, options.maxRequests)
   app.setErrorHandler((err, request, reply) => { sendError(err, request, reply) })
   app.setNotFoundHandler((request, reply) => { sendError(new S3Error(400, 'InvalidURI', 'Couldn\'t parse the specified URI.'), request, reply) })
 
   const keys = new Map(options.credentials.map((c) => [c.accessKeyId, c.secretAccessKey]))
-  const lookup = (accessKeyId: string): { secretAccessKey: string } | undefined => {
-    const secret = keys.get(accessKeyId)
-    return secret === undefined ? undefined : { secretAccessKey: secret }
-  }
+  const sessions = new SessionIssuer((id) => keys.get(id), options.sessionTtlMs)
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const raw = request.raw
     const url = raw.url ?? '/'
+    let session: SessionGrant | undefined
+    // A long-term key, or S3 Express session credentials presented with their token.
+    const lookup: SecretLookup = (accessKeyId, { sessionToken }) => {
+      if (sessionToken !== undefined) {
+        const verified = sessions.verify(accessKeyId, sessionToken)
+        session = verified.grant
+        return { secretAccessKey: verified.secretAccessKey }
+      }
+      const secret = keys.get(accessKeyId)
+      return secret === undefined ? undefined : { secretAccessKey: secret }
+    }
     const auth = verifySigV4({ method: request.method, url, headers: raw.headers, rawHeaders: raw.rawHeaders, now: new Date() }, lookup)
     if (auth === undefined) throw new S3Error(403, 'AccessDenied', 'Access Denied')
     const target = parseTarget(url)
     const route = resolveRoute(request.method, target, raw.headers)
+    if (session !== undefined) authorizeSession(session, target.bucket, route, request.method)
     const ac = new AbortController()
     reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort() })
     const ctx: S3Context = {
@@ -128,6 +152,8 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
       query: target.query,
       service,
       auth,
+      ...(session === undefined ? {} : { session }),
+      sessions,
       requestId: request.id,
       signal: ac.signal
     }

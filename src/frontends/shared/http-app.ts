@@ -37,6 +37,26 @@ export function createRawBodyApp (logger: FastifyBaseLogger, genReqId: () => str
   return app
 }
 
+/** Seconds a client refused for overload is asked to wait (`Retry-After`). */
+const BUSY_RETRY_AFTER_S = 1
+
+/**
+ * Bounds the requests in flight on one front end. A request past `max` is refused before its
+ * body is read with CC_ERR_SERVER_BUSY (503 ServerBusy / SlowDown with Retry-After, which the
+ * Azure and AWS SDKs retry with backoff) instead of queueing without limit. Register after
+ * the hooks that set a front end's per-response headers.
+ */
+export function limitRequestsInFlight (app: FastifyInstance, max: number): void {
+  let inFlight = 0
+  app.addHook('onRequest', async (_request, reply) => {
+    if (inFlight >= max) {
+      throw new CacheError('CC_ERR_SERVER_BUSY', `More than ${max} requests are in flight; retry after ${BUSY_RETRY_AFTER_S} s.`, { detail: { retryAfter: BUSY_RETRY_AFTER_S } })
+    }
+    inFlight++
+    reply.raw.once('close', () => { inFlight-- })
+  })
+}
+
 /**
  * The first step of every error response. Once a body has started, an error
  * destroys the connection (a truncated body with a success status is the one
