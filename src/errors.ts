@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   CC_ERR_INVALID_BLOCK_ID: 'The specified block ID is invalid.',
   CC_ERR_INVALID_BLOCK_LIST: 'The specified block list is invalid.',
   CC_ERR_BLOCK_COUNT_EXCEEDED: 'The uncommitted block count cannot exceed the maximum limit.',
+  CC_ERR_INVALID_WRITE_OFFSET: 'The write offset value that you specified does not match the current object size.',
+  CC_ERR_TOO_MANY_PARTS: 'The object has the maximum number of parts; no more data can be appended to it.',
   CC_ERR_INSUFFICIENT_STORAGE: 'The cache does not have enough free capacity for this write.',
   CC_ERR_INCOMPLETE_BODY: 'The request body is shorter than the declared content length.',
   CC_ERR_BODY_TOO_LARGE: 'The request body is too large.',

@@ -40,10 +40,10 @@ export class Md5Backfill {
     this.#running ??= this.#drain().finally(() => { this.#running = undefined })
   }
 
-  /** Queues every single-shot object that still lacks its MD5 (after a restart). */
+  /** Queues every single-shot object that still lacks its MD5 (after a restart); appended objects have none. */
   scheduleMissing (): void {
     for (const meta of this.#store.objects()) {
-      if (!meta.fromBlocks && meta.checksums.md5 === undefined && meta.size > INLINE_MD5_MAX) this.schedule(meta)
+      if (!meta.fromBlocks && meta.parts === undefined && meta.checksums.md5 === undefined && meta.size > INLINE_MD5_MAX) this.schedule(meta)
     }
   }
 

@@ -3,12 +3,14 @@ import { CacheError } from '../errors.js'
 import type { ChunkObserver } from '../store/durable.js'
 import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
 import type { ListQuery } from '../store/sorted-names.js'
+import { appendedChecksums, crcsToCarry, type PartCrcs } from './checksum/append-checksums.js'
+import { isCombinableCrc, type CombinableCrc } from './checksum/crc-combine.js'
 import { Crc64 } from './checksum/crc64.js'
 import { createS3Hasher, type S3ChecksumAlgorithm } from './checksum/s3-checksums.js'
 import { createMd5Hasher, type Md5Hasher } from './checksum/md5.js'
 import { checkReadConditions, checkWriteConditions } from './conditions.js'
 import { INLINE_MD5_MAX, Md5Backfill } from './md5-backfill.js'
-import type { ByteRange, Conditions, ContainerMeta, ContentHeaders, ObjectChecksums, ObjectMeta, StagedBlock, UserMetadata } from './types.js'
+import { MAX_PARTS, partCount, type ByteRange, type Conditions, type ContainerMeta, type ContentHeaders, type ObjectChecksums, type ObjectMeta, type StagedBlock, type UserMetadata } from './types.js'
 
 /** Largest single-shot object or block body accepted (Azure: 5000 MiB Put Blob, 4000 MiB block). */
 export const MAX_OBJECT_PUT = 5000 * 1024 * 1024
@@ -30,6 +32,8 @@ export interface BodyChecksums {
   md5?: Buffer
   crc64?: Buffer
   additional?: { algorithm: S3ChecksumAlgorithm, value: Buffer }
+  /** CRCs computed to carry an object's whole-object CRCs across an append (the additional one included). */
+  crcs?: PartCrcs
 }
 
 export interface PutObjectInput {
@@ -47,6 +51,21 @@ export interface PutObjectInput {
    * own MD5). The MD5 is then computed before the commit whatever the size.
    */
   md5Etag?: boolean
+}
+
+export interface AppendObjectInput {
+  container: string
+  name: string
+  /** Where the body goes: must be the object's current size; 0 on a missing object creates it. */
+  offset: number
+  body: Readable
+  size: number
+  /** Content headers and metadata of an object the append creates; an existing object keeps its own. */
+  content: ContentHeaders
+  metadata: UserMetadata
+  conditions?: Conditions
+  expect?: ExpectedChecksums
+  signal?: AbortSignal
 }
 
 export interface StageBlockInput {
@@ -170,21 +189,45 @@ export class ObjectService {
     const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
-    const stored: ObjectChecksums = {
-      ...(checksums.md5 === undefined ? {} : { md5: checksums.md5.toString('base64') }),
-      ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
-    }
-    if (checksums.additional !== undefined) {
-      stored[checksums.additional.algorithm === 'md5' ? 'md5' : checksums.additional.algorithm] = checksums.additional.value.toString('base64')
-      stored.checksumType = 'FULL_OBJECT'
-    }
     const meta = await this.store.commitObject(p.container, p.name, data, {
       content,
       metadata: p.metadata,
-      checksums: stored,
+      checksums: storedChecksums(checksums),
       ...(p.md5Etag === true && checksums.md5 !== undefined ? { etag: checksums.md5.toString('hex') } : {})
     }, (current) => checkWriteConditions(current, p.conditions))
     if (checksums.md5 === undefined) this.#backfill?.schedule(meta)
+    return { meta, checksums }
+  }
+
+  /**
+   * PutObject with `x-amz-write-offset-bytes` (S3 Express append): the body becomes a new version
+   * made of the current one's data plus the body, with a new tag. Client checksums are verified
+   * before the commit. An existing object keeps its content headers and metadata; its whole-object
+   * CRCs are carried forward by combination (computing each over the body), while digests that
+   * cannot be combined (SHA, MD5, Content-MD5) are dropped. Conditions, the offset and the part
+   * limit are checked before the body is read (fail fast) and again under the lock at commit.
+   */
+  async appendObject (p: AppendObjectInput): Promise<{ meta: ObjectMeta, checksums: BodyChecksums }> {
+    this.getContainer(p.container)
+    const before = this.store.head(p.container, p.name)
+    checkWriteConditions(before, p.conditions)
+    if ((before?.size ?? 0) !== p.offset) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size: before?.size ?? 0, offset: p.offset } })
+    if (before !== undefined && partCount(before) >= MAX_PARTS) throw new CacheError('CC_ERR_TOO_MANY_PARTS')
+    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, false, p.expect, p.signal, crcsToCarry(before))
+    const meta = await this.store.appendObject(p.container, p.name, data, {
+      offset: p.offset,
+      write: (current) => current === undefined
+        ? {
+            content: checksums.md5 === undefined ? p.content : { ...p.content, contentMd5: checksums.md5.toString('base64') },
+            metadata: p.metadata,
+            checksums: storedChecksums(checksums)
+          }
+        : {
+            content: withoutMd5(current.content),
+            metadata: current.metadata,
+            checksums: appendedChecksums(current, data.size, checksums.crcs ?? {})
+          }
+    }, (current) => checkWriteConditions(current, p.conditions))
     return { meta, checksums }
   }
 
@@ -260,13 +303,16 @@ export class ObjectService {
     return meta
   }
 
-  async #ingest (body: Readable, size: number, max: number, alwaysMd5: boolean, expect: ExpectedChecksums | undefined, signal: AbortSignal | undefined): Promise<{ data: Ingested, checksums: BodyChecksums }> {
+  /** `carry`: CRCs to compute besides the ones the client sent (an append carrying whole-object CRCs forward). */
+  async #ingest (body: Readable, size: number, max: number, alwaysMd5: boolean, expect: ExpectedChecksums | undefined, signal: AbortSignal | undefined, carry: CombinableCrc[] = []): Promise<{ data: Ingested, checksums: BodyChecksums }> {
     if (size > max) throw new CacheError('CC_ERR_BODY_TOO_LARGE', undefined, { detail: { max } })
     const md5: Md5Hasher | undefined = alwaysMd5 || expect?.md5 !== undefined ? createMd5Hasher() : undefined
     const crc = expect?.crc64 !== undefined ? new Crc64() : undefined
     const extra = expect?.additional === undefined ? undefined : createS3Hasher(expect.additional.algorithm)
+    const carried = carry.filter((a) => a !== extra?.algorithm).map((a) => createS3Hasher(a))
     const observers: ChunkObserver[] = []
     if (extra !== undefined) observers.push((chunk) => { extra.update(chunk) })
+    for (const h of carried) observers.push((chunk) => { h.update(chunk) })
     if (md5 !== undefined) observers.push((chunk) => md5.update(chunk) ? undefined : md5.ready())
     if (crc !== undefined) observers.push((chunk) => { crc.update(chunk) })
     let data: Ingested
@@ -290,10 +336,33 @@ export class ObjectService {
         }
         checksums.additional = { algorithm: extra.algorithm, value }
       }
+      const crcs: PartCrcs = {}
+      for (const h of carried) crcs[h.algorithm as CombinableCrc] = h.digest()
+      if (checksums.additional !== undefined && isCombinableCrc(checksums.additional.algorithm)) crcs[checksums.additional.algorithm] = checksums.additional.value
+      if (Object.keys(crcs).length > 0) checksums.crcs = crcs
     } catch (err) {
       await this.store.discard(data)
       throw err
     }
     return { data, checksums }
   }
+}
+
+/** What a single-shot write stores of its body's checksums (Put Blob, PutObject, an append that creates the object). */
+function storedChecksums (checksums: BodyChecksums): ObjectChecksums {
+  const stored: ObjectChecksums = {
+    ...(checksums.md5 === undefined ? {} : { md5: checksums.md5.toString('base64') }),
+    ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
+  }
+  if (checksums.additional !== undefined) {
+    stored[checksums.additional.algorithm === 'md5' ? 'md5' : checksums.additional.algorithm] = checksums.additional.value.toString('base64')
+    stored.checksumType = 'FULL_OBJECT'
+  }
+  return stored
+}
+
+/** Content headers without the Content-MD5 property (it no longer describes the content). */
+function withoutMd5 (content: ContentHeaders): ContentHeaders {
+  const { contentMd5: _dropped, ...rest } = content
+  return rest
 }

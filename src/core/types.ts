@@ -52,6 +52,20 @@ export interface ObjectMeta {
   extents: Extent[]
   /** True when committed through a block list (Put Block List / multipart). */
   fromBlocks: boolean
+  /**
+   * Parts toward S3's limit of 10,000 per object, when set by an append (S3 Express
+   * `x-amz-write-offset-bytes`: the parts before it plus one) or a copy (one). Absent: one, or
+   * one per block for an object committed from blocks (see `partCount`).
+   */
+  parts?: number
+}
+
+/** S3's limit on the parts of one object: appends plus multipart parts (a copy starts again at one). */
+export const MAX_PARTS = 10_000
+
+/** How many parts an object has toward S3's per-object limit (appends and multipart parts). */
+export function partCount (meta: ObjectMeta): number {
+  return meta.parts ?? (meta.fromBlocks ? meta.extents.length : 1)
 }
 
 export interface ContainerMeta {

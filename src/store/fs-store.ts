@@ -3,13 +3,13 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CacheError } from '../errors.js'
 import { newEtag } from '../core/etag.js'
-import type { ByteRange, ContainerMeta, Extent, ObjectMeta, StagedBlock, UserMetadata } from '../core/types.js'
+import { MAX_PARTS, partCount, type ByteRange, type ContainerMeta, type Extent, type ObjectMeta, type StagedBlock, type UserMetadata } from '../core/types.js'
 import type { EvictionPolicy } from '../config/schema.js'
 import { Capacity } from './capacity.js'
 import { fsyncDir, ingestToTemp, writeFileAtomic } from './durable.js'
 import { KeyLock } from './key-lock.js'
 import type {
-  BlockRef, Ingested, IngestRequest, ListedEntry, LocalStore, ObjectWrite, Precheck, StoreListPage, StoreStats
+  AppendWrite, BlockRef, Ingested, IngestRequest, ListedEntry, LocalStore, ObjectWrite, Precheck, StoreListPage, StoreStats
 } from './local-store.js'
 import { blobExtentName, blockExtentName, nextGen, objectHash, STORE_FORMAT, StorePaths } from './paths.js'
 import { Pins } from './pins.js'
@@ -25,6 +25,8 @@ export interface FsStoreOptions {
   stagedBlockMaxAgeMs: number
   /** Azure allows 100,000 uncommitted blocks per blob. */
   maxStagedBlocks?: number
+  /** S3 allows 10,000 parts per object (appends plus multipart parts). */
+  maxParts?: number
   onError?: (err: unknown, what: string) => void
 }
 
@@ -290,6 +292,38 @@ export class FsStore implements LocalStore {
     }
   }
 
+  async appendObject (container: string, name: string, data: Ingested, append: AppendWrite, precheck: Precheck): Promise<ObjectMeta> {
+    const hash = objectHash(container, name)
+    let reserved = data.reserved
+    let moved = false
+    try {
+      return await this.#lock.run(hash, async () => {
+        const current = this.#container(container).objects.get(name)
+        precheck(current)
+        // Checked here, under the lock: a concurrent append that committed first changed the size.
+        const size = current?.size ?? 0
+        if (append.offset !== size) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size, offset: append.offset } })
+        const parts = current === undefined ? 1 : partCount(current) + 1
+        if (parts > (this.#opts.maxParts ?? MAX_PARTS)) throw new CacheError('CC_ERR_TOO_MANY_PARTS', undefined, { detail: { parts: parts - 1 } })
+        const dir = await this.#ensureDir(hash)
+        const file = blobExtentName(nextGen())
+        await rename(data.path, join(dir, file))
+        moved = true
+        // The previous version's extents are shared, not copied: only the appended bytes are new.
+        const extents = [...(current?.extents ?? []), { file, size: data.size }]
+        const meta: ObjectMeta = { ...this.#newMeta(container, name, current, append.write(current), extents, false), parts }
+        await this.#commitMeta(hash, meta)
+        this.#capacity.unreserve(reserved)
+        reserved = 0
+        await this.#afterCommit(hash, current, meta)
+        return meta
+      })
+    } finally {
+      if (!moved) await this.discard({ ...data, reserved })
+      else this.#capacity.unreserve(reserved)
+    }
+  }
+
   async stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock> {
     const hash = objectHash(container, name)
     let reserved = data.reserved
@@ -392,6 +426,8 @@ export class FsStore implements LocalStore {
           extents.push(e.blockId !== undefined ? { file, size: e.size, blockId: e.blockId } : { file, size: e.size })
         }
         const meta = this.#newMeta(container, name, current, write, extents, source.fromBlocks)
+        // A copy is one part toward S3's append limit, however many blocks or appends its source had.
+        if (source.fromBlocks && extents.length !== 1) meta.parts = 1
         await this.#commitMeta(hash, meta)
         this.#capacity.unreserve(reserved)
         reserved = 0

@@ -36,6 +36,17 @@ export interface ObjectWrite {
 /** Evaluated under the object's lock against the current version; throws to refuse the commit. */
 export type Precheck = (current: ObjectMeta | undefined) => void
 
+/** An append: where the data goes, and what the new version stores besides its data. */
+export interface AppendWrite {
+  /** Must equal the current size under the lock, else CC_ERR_INVALID_WRITE_OFFSET; 0 on a missing object creates it. */
+  offset: number
+  /**
+   * The new version's headers, metadata, checksums and tag, from the version appended to
+   * (undefined when the append creates the object). Runs under the lock, after the checks.
+   */
+  write: (current: ObjectMeta | undefined) => ObjectWrite
+}
+
 export type BlockSource = 'committed' | 'uncommitted' | 'latest'
 
 export interface BlockRef {
@@ -90,6 +101,13 @@ export interface LocalStore {
   discard (ingested: Ingested): Promise<void>
   /** Put Blob / PutObject: the ingested file becomes the object's only extent. */
   commitObject (container: string, name: string, data: Ingested, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta>
+  /**
+   * PutObject with `x-amz-write-offset-bytes` (S3 Express append): the ingested file becomes one
+   * more extent after the current ones, in one metadata commit; no data is copied and readers of
+   * the previous version keep it. Checked under the object's lock: `precheck`, then the offset
+   * (CC_ERR_INVALID_WRITE_OFFSET), then the part limit (CC_ERR_TOO_MANY_PARTS).
+   */
+  appendObject (container: string, name: string, data: Ingested, append: AppendWrite, precheck: Precheck): Promise<ObjectMeta>
   /** Put Block / UploadPart: stages a block under an id, replacing an earlier one with that id. */
   stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock>
   /** Get Block List (uncommitted part) / ListParts. Sorted by staging time. */

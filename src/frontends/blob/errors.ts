@@ -38,6 +38,8 @@ export const AZURE_ERRORS: Record<ErrorCode, AzureErrorShape> = {
   CC_ERR_INVALID_BLOCK_ID: { status: 400, code: 'InvalidBlockId', message: 'The specified block ID is invalid. The block ID must be Base64-encoded.' },
   CC_ERR_INVALID_BLOCK_LIST: { status: 400, code: 'InvalidBlockList', message: 'The specified block list is invalid.' },
   CC_ERR_BLOCK_COUNT_EXCEEDED: { status: 409, code: 'BlockCountExceedsLimit', message: 'The uncommitted block count cannot exceed the maximum limit of 100,000 blocks.' },
+  CC_ERR_INVALID_WRITE_OFFSET: { status: 412, code: 'AppendPositionConditionNotMet', message: 'The append position condition specified was not met.' },
+  CC_ERR_TOO_MANY_PARTS: { status: 409, code: 'BlockCountExceedsLimit', message: 'The committed block count cannot exceed the maximum limit of 50,000 blocks.' },
   CC_ERR_INSUFFICIENT_STORAGE: { status: 507, code: 'InsufficientStorage', message: 'The cache does not have enough free capacity for this write.' },
   CC_ERR_INCOMPLETE_BODY: { status: 400, code: 'InvalidInput', message: 'The request body is shorter than the declared Content-Length.' },
   CC_ERR_BODY_TOO_LARGE: { status: 413, code: 'RequestBodyTooLarge', message: 'The request body is too large and exceeds the maximum permissible limit.' },

@@ -41,6 +41,8 @@ export const S3_ERRORS: Record<ErrorCode, S3ErrorShape> = {
   CC_ERR_INVALID_BLOCK_ID: { status: 400, code: 'InvalidArgument', message: 'The specified part or block id is invalid.' },
   CC_ERR_INVALID_BLOCK_LIST: { status: 400, code: 'InvalidPart', message: 'One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.' },
   CC_ERR_BLOCK_COUNT_EXCEEDED: { status: 400, code: 'InvalidArgument', message: 'Too many parts are staged for this object.' },
+  CC_ERR_INVALID_WRITE_OFFSET: { status: 400, code: 'InvalidWriteOffset', message: 'The write offset value that you specified does not match the current object size.' },
+  CC_ERR_TOO_MANY_PARTS: { status: 400, code: 'TooManyParts', message: 'You have attempted to add more parts than the maximum of 10000 that are allowed for this object. You can use the CopyObject operation to copy this object to another and then add more data to the newly copied object.' },
   CC_ERR_INSUFFICIENT_STORAGE: { status: 507, code: 'InsufficientStorage', message: 'The cache does not have enough free capacity for this write.' },
   CC_ERR_INCOMPLETE_BODY: { status: 400, code: 'IncompleteBody', message: 'You did not provide the number of bytes specified by the Content-Length HTTP header.' },
   CC_ERR_BODY_TOO_LARGE: { status: 400, code: 'EntityTooLarge', message: 'Your proposed upload exceeds the maximum allowed object size.' },

@@ -1,0 +1,230 @@
+/**
+ * S3 Express append writes (PutObject with `x-amz-write-offset-bytes`) against a real gateway:
+ * SigV4-signed requests with the long-term key, @aws-sdk/client-s3 (`WriteOffsetBytes`, default
+ * CRC32 checksums, aws-chunked stream bodies), and the appended object read back through the
+ * Azure Blob SDK.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { request } from 'node:http'
+import { Readable } from 'node:stream'
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
+import { BlobServiceClient } from '@azure/storage-blob'
+import { SignatureV4 } from '@smithy/signature-v4'
+import t, { type Test } from 'tap'
+import { s3Checksum } from '../../../src/core/checksum/s3-checksums.js'
+import { startGateway, type GatewayHandle } from '../../helpers/gateway.js'
+
+process.removeAllListeners('warning') // the SDK's "Node ≥ 22 after 2027" notice
+
+const DIR = 'ckpt--use1-az4--x-s3'
+const GENERAL = 'general'
+const MiB = 1024 * 1024
+
+let gw: GatewayHandle
+
+class NodeSha256 {
+  readonly #h
+  constructor (secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret))
+  }
+
+  update (data: Uint8Array): void { this.#h.update(data) }
+  async digest (): Promise<Uint8Array> { return this.#h.digest() }
+}
+
+interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
+
+/** A request signed with the long-term key for service `s3`, payload UNSIGNED-PAYLOAD. */
+async function s3 (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
+  const signer = new SignatureV4({ service: 's3', region: 'us-east-1', sha256: NodeSha256, uriEscapePath: false, credentials: { accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey } })
+  const [p, q] = path.split('?') as [string, string | undefined]
+  const query = Object.fromEntries(new URLSearchParams(q ?? ''))
+  const signed = await signer.sign({
+    method, protocol: 'http:', hostname: '127.0.0.1', port: gw.s3Port, path: p, query,
+    headers: { host: `127.0.0.1:${gw.s3Port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body?.length ?? 0), ...headers }
+  })
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: gw.s3Port, method, path, headers: signed.headers as Record<string, string> }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+function append (key: string, offset: number | string, data: Buffer, headers: Record<string, string> = {}, bucket = DIR): Promise<Answer> {
+  return s3('PUT', `/${bucket}/${key}`, { 'x-amz-write-offset-bytes': String(offset), ...headers }, data)
+}
+
+function errorCode (a: Answer): string | undefined {
+  return /<Code>([^<]+)<\/Code>/.exec(a.body.toString())?.[1]
+}
+
+function isError (t: Test, a: Answer, status: number, code: string, what: string): void {
+  t.equal(a.status, status, `${what}: status ${status}`)
+  t.equal(errorCode(a), code, `${what}: ${code}`)
+}
+
+function client (extra: Record<string, unknown> = {}): S3Client {
+  return new S3Client({
+    endpoint: gw.s3Endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1,
+    credentials: { accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey }, ...extra
+  })
+}
+
+async function bytes (body: unknown): Promise<Buffer> {
+  return Buffer.from(await (body as { transformToByteArray: () => Promise<Uint8Array> }).transformToByteArray())
+}
+
+async function blobBytes (container: string, name: string): Promise<{ data: Buffer, etag: string | undefined, contentMd5: Uint8Array | undefined, contentType: string | undefined }> {
+  const b = BlobServiceClient.fromConnectionString(gw.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(container).getBlockBlobClient(name)
+  const props = await b.getProperties()
+  return { data: await b.downloadToBuffer(), etag: props.etag, contentMd5: props.contentMD5, contentType: props.contentType }
+}
+
+t.before(async () => {
+  gw = await startGateway()
+  t.equal((await s3('PUT', `/${DIR}`)).status, 200, 'directory bucket created with CreateBucket')
+  t.equal((await s3('PUT', `/${GENERAL}`)).status, 200)
+})
+t.teardown(async () => { await gw?.stop() })
+
+t.test('appends: create at 0, append at the size; ETag, x-amz-object-size; bytes read back through S3 and Blob', async (t) => {
+  const a = randomBytes(1000)
+  const b = randomBytes(3 * MiB + 17)
+  const c = Buffer.from('tail')
+  const r1 = await append('log', 0, a, { 'content-type': 'application/x-ndjson', 'x-amz-meta-run': '7' })
+  t.equal(r1.status, 200)
+  t.equal(r1.headers['x-amz-object-size'], '1000')
+  const r2 = await append('log', 1000, b, { 'content-type': 'text/ignored', 'x-amz-meta-run': 'ignored' })
+  t.equal(r2.status, 200)
+  t.equal(r2.headers['x-amz-object-size'], String(1000 + b.length))
+  t.not(r2.headers.etag, r1.headers.etag, 'a new version, a new ETag')
+  t.notMatch(String(r2.headers.etag), /^"[0-9a-f]{32}"$/, 'the ETag is opaque, not an MD5 of the content')
+  const r3 = await append('log', 1000 + b.length, c)
+  const whole = Buffer.concat([a, b, c])
+  const got = await s3('GET', `/${DIR}/log`)
+  t.equal(got.status, 200)
+  t.ok(got.body.equals(whole), 'GetObject: the appended bytes, in order')
+  t.equal(got.headers.etag, r3.headers.etag)
+  t.equal(got.headers['content-type'], 'application/x-ndjson', 'content type of the creating write kept')
+  t.equal(got.headers['x-amz-meta-run'], '7', 'metadata of the creating write kept')
+  const ranged = await s3('GET', `/${DIR}/log`, { range: 'bytes=990-1009' })
+  t.equal(ranged.status, 206)
+  t.ok(ranged.body.equals(whole.subarray(990, 1010)), 'a range across the first append boundary')
+  const tailRange = await s3('GET', `/${DIR}/log`, { range: 'bytes=-6' })
+  t.ok(tailRange.body.equals(whole.subarray(-6)), 'a suffix range across the last boundary')
+  // The same version through the Blob SDK.
+  const blob = await blobBytes(DIR, 'log')
+  t.ok(blob.data.equals(whole), 'Blob SDK: byte-equal')
+  t.equal(blob.etag, r3.headers.etag, 'Blob SDK: same ETag')
+  t.equal(blob.contentMd5, undefined, 'no Content-MD5: the content changed after the first write')
+  t.equal(blob.contentType, 'application/x-ndjson')
+})
+
+t.test('InvalidWriteOffset, InvalidArgument, NotImplemented on a general purpose bucket', async (t) => {
+  t.equal((await append('o', 0, Buffer.from('hello'))).status, 200)
+  for (const offset of [0, 4, 6, 999_999]) isError(t, await append('o', offset, Buffer.from('!')), 400, 'InvalidWriteOffset', `offset ${offset} on a 5-byte object`)
+  isError(t, await append('missing', 3, Buffer.from('x')), 400, 'InvalidWriteOffset', 'offset 3 on a missing object')
+  t.equal((await s3('HEAD', `/${DIR}/missing`)).status, 404, 'nothing created')
+  for (const bad of ['-1', 'abc', '1.5', '', '0x10', '99999999999999999999']) {
+    isError(t, await append('o', bad, Buffer.from('!')), 400, 'InvalidArgument', `x-amz-write-offset-bytes: '${bad}'`)
+  }
+  const general = await append('o', 0, Buffer.from('x'), {}, GENERAL)
+  isError(t, general, 501, 'NotImplemented', 'a general purpose bucket')
+  t.match(general.body.toString(), /<Header>x-amz-write-offset-bytes<\/Header>/)
+  t.equal((await s3('HEAD', `/${GENERAL}/o`)).status, 404, 'nothing created in the general purpose bucket')
+  t.ok((await s3('GET', `/${DIR}/o`)).body.equals(Buffer.from('hello')), 'unchanged')
+})
+
+t.test('conditions: If-Match and If-None-Match apply to an append', async (t) => {
+  const r1 = await append('cond', 0, Buffer.from('v1'))
+  isError(t, await append('cond', 2, Buffer.from('x'), { 'if-match': '"0xNOTIT"' }), 412, 'PreconditionFailed', 'If-Match another ETag')
+  isError(t, await append('cond', 2, Buffer.from('x'), { 'if-none-match': '*' }), 412, 'PreconditionFailed', 'If-None-Match: * on an existing object')
+  const r2 = await append('cond', 2, Buffer.from('v2'), { 'if-match': String(r1.headers.etag) })
+  t.equal(r2.status, 200, 'If-Match the current ETag')
+  t.ok((await s3('GET', `/${DIR}/cond`)).body.equals(Buffer.from('v1v2')))
+})
+
+t.test('checksums: the part is verified; CRC32 of the whole object is combined; SHA dropped', async (t) => {
+  const a = randomBytes(5000)
+  const b = randomBytes(7000)
+  const r1 = await append('sum', 0, a, { 'x-amz-checksum-crc32': s3Checksum('crc32', a) })
+  t.equal(r1.headers['x-amz-checksum-crc32'], s3Checksum('crc32', a))
+  const bad = await append('sum', a.length, b, { 'x-amz-checksum-crc32': s3Checksum('crc32', a) })
+  isError(t, bad, 400, 'BadDigest', 'a wrong CRC32 for the part')
+  isError(t, await append('sum', a.length, b, { 'content-md5': createHash('md5').update(a).digest('base64') }), 400, 'BadDigest', 'a wrong Content-MD5 for the part')
+  t.equal((await s3('HEAD', `/${DIR}/sum`)).headers['content-length'], String(a.length), 'nothing appended')
+  const r2 = await append('sum', a.length, b, { 'x-amz-checksum-crc32': s3Checksum('crc32', b) })
+  t.equal(r2.status, 200)
+  t.equal(r2.headers['x-amz-checksum-crc32'], s3Checksum('crc32', b), 'the answer carries the part checksum')
+  const head = await s3('HEAD', `/${DIR}/sum`, { 'x-amz-checksum-mode': 'ENABLED' })
+  t.equal(head.headers['x-amz-checksum-crc32'], s3Checksum('crc32', Buffer.concat([a, b])), 'HeadObject: CRC32 of the whole object')
+  t.equal(head.headers['x-amz-checksum-type'], 'FULL_OBJECT')
+  // SHA-256 of a part is not a checksum of the object.
+  await append('sha', 0, a, { 'x-amz-checksum-sha256': s3Checksum('sha256', a) })
+  t.equal((await s3('HEAD', `/${DIR}/sha`, { 'x-amz-checksum-mode': 'ENABLED' })).headers['x-amz-checksum-sha256'], s3Checksum('sha256', a))
+  await append('sha', a.length, b, { 'x-amz-checksum-sha256': s3Checksum('sha256', b) })
+  t.equal((await s3('HEAD', `/${DIR}/sha`, { 'x-amz-checksum-mode': 'ENABLED' })).headers['x-amz-checksum-sha256'], undefined, 'dropped after an append')
+})
+
+t.test('@aws-sdk/client-s3: PutObject WriteOffsetBytes with its default CRC32 (header and aws-chunked trailer)', async (t) => {
+  // Long-term credentials: this path needs no CreateSession.
+  const s3c = client({ disableS3ExpressSessionAuth: true })
+  t.teardown(() => { s3c.destroy() })
+  const key = 'sdk/shard-0'
+  const a = randomBytes(2 * MiB)
+  const b = randomBytes(5 * MiB + 3)
+  const p1 = await s3c.send(new PutObjectCommand({ Bucket: DIR, Key: key, Body: a, WriteOffsetBytes: 0 }))
+  t.equal(p1.Size, a.length, 'Size (x-amz-object-size)')
+  t.equal(p1.ChecksumCRC32, s3Checksum('crc32', a), 'the part CRC32 the SDK sent, verified and echoed')
+  // A stream body: aws-chunked with the CRC32 in the trailer.
+  const p2 = await s3c.send(new PutObjectCommand({ Bucket: DIR, Key: key, Body: Readable.from([b.subarray(0, MiB), b.subarray(MiB)]), ContentLength: b.length, WriteOffsetBytes: a.length }))
+  t.equal(p2.Size, a.length + b.length)
+  t.not(p2.ETag, p1.ETag)
+  try {
+    await s3c.send(new PutObjectCommand({ Bucket: DIR, Key: key, Body: 'late', WriteOffsetBytes: a.length }))
+    t.fail('a stale offset must fail')
+  } catch (err) {
+    const e = err as S3ServiceException
+    t.equal(e.name, 'InvalidWriteOffset')
+    t.equal(e.$metadata.httpStatusCode, 400)
+  }
+  const whole = Buffer.concat([a, b])
+  const got = await s3c.send(new GetObjectCommand({ Bucket: DIR, Key: key, ChecksumMode: 'ENABLED' }))
+  t.ok((await bytes(got.Body)).equals(whole), 'GetObject: whole')
+  t.equal(got.ChecksumCRC32, s3Checksum('crc32', whole), 'GetObject: the whole-object CRC32, combined from the parts')
+  t.equal(got.ETag, p2.ETag)
+  const range = await s3c.send(new GetObjectCommand({ Bucket: DIR, Key: key, Range: `bytes=${a.length - 10}-${a.length + 9}` }))
+  t.ok((await bytes(range.Body)).equals(whole.subarray(a.length - 10, a.length + 10)), 'ranged GetObject across the boundary')
+  const head = await s3c.send(new HeadObjectCommand({ Bucket: DIR, Key: key }))
+  t.equal(head.ContentLength, whole.length)
+  // The SDK addresses directory buckets as `/<bucket>/` + `/<key>`; read back through Blob the name the gateway stored.
+  const names: string[] = []
+  for await (const item of BlobServiceClient.fromConnectionString(gw.connectionString).getContainerClient(DIR).listBlobsFlat({ prefix: '' })) names.push(item.name)
+  const stored = names.find((n) => n === key || n === `/${key}`)
+  t.ok(stored !== undefined, `stored as ${String(stored)}`)
+  if (stored !== undefined) t.ok((await blobBytes(DIR, stored)).data.equals(whole), 'Blob SDK: byte-equal')
+})
+
+t.test('@aws-sdk/client-s3 with S3 Express session auth (CreateSession)', async (t) => {
+  // Directory buckets through a default client need CreateSession (GET /<bucket>?session).
+  const session = await s3('GET', `/${DIR}?session`)
+  if (session.status !== 200) {
+    t.plan(0, `skipped: CreateSession answered ${session.status} ${String(errorCode(session))}`)
+    return
+  }
+  const s3c = client()
+  t.teardown(() => { s3c.destroy() })
+  const key = 'session/log'
+  const a = randomBytes(100)
+  const b = randomBytes(200)
+  await s3c.send(new PutObjectCommand({ Bucket: DIR, Key: key, Body: a, WriteOffsetBytes: 0 }))
+  const p2 = await s3c.send(new PutObjectCommand({ Bucket: DIR, Key: key, Body: b, WriteOffsetBytes: a.length }))
+  t.equal(p2.Size, 300)
+  const got = await s3c.send(new GetObjectCommand({ Bucket: DIR, Key: key }))
+  t.ok((await bytes(got.Body)).equals(Buffer.concat([a, b])))
+})
