@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { checksumHeaderName, parseChecksumHeaders, s3Checksum } from '../../core/checksum/s3-checksums.js'
 import { CacheError, isCacheError } from '../../errors.js'
-import type { ObjectMeta } from '../../core/types.js'
 import { requestPayload } from './body.js'
 import { header, invalidArgument, readSmallBody, type S3Context } from './context.js'
+import { headCopySource } from './copy-source.js'
 import { isDirectoryBucket } from './directory-buckets.js'
 import { S3Error } from './errors.js'
 import { conditionsFromHeaders, contentHeadersFrom, httpDate, metadataFromHeaders, quoteEtag, requestMd5 } from './headers.js'
@@ -39,7 +39,9 @@ export async function putObject (ctx: S3Context): Promise<void> {
     ...(conditions === undefined ? {} : { conditions }),
     expect,
     signal: ctx.signal,
-    md5Etag: true
+    // S3 ETags are the content MD5, except in directory buckets, where they are opaque (as in
+    // S3 Express): there a large body's MD5 is computed after the acknowledgement.
+    md5Etag: !isDirectoryBucket(ctx.bucket)
   })
   ctx.reply.header('etag', quoteEtag(meta.etag))
   if (checksums.additional !== undefined) {
@@ -143,25 +145,6 @@ export async function deleteObjects (ctx: S3Context): Promise<void> {
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }
 
-/** `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded. */
-function copySource (value: string): { bucket: string, key: string } {
-  let v = value
-  const q = v.indexOf('?')
-  if (q !== -1) v = v.slice(0, q)
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(v)
-  } catch {
-    throw new S3Error(400, 'InvalidArgument', 'Invalid copy source encoding', { ArgumentName: 'x-amz-copy-source', ArgumentValue: value })
-  }
-  if (decoded.startsWith('/')) decoded = decoded.slice(1)
-  const slash = decoded.indexOf('/')
-  if (slash <= 0 || slash === decoded.length - 1) {
-    throw new S3Error(400, 'InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', { ArgumentName: 'x-amz-copy-source', ArgumentValue: value })
-  }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) }
-}
-
 /** An ETag that says something about the content (MD5, or S3's multipart form) survives a copy. */
 const CONTENT_ETAG = /^[0-9a-f]{32}(-\d+)?$/
 
@@ -169,20 +152,12 @@ const CONTENT_ETAG = /^[0-9a-f]{32}(-\d+)?$/
 export async function copyObject (ctx: S3Context): Promise<void> {
   validateKey(ctx.key)
   const { headers } = ctx.raw
-  const src = copySource(header(headers, 'x-amz-copy-source') ?? '')
-  let source: ObjectMeta
-  try {
-    source = ctx.service.head(src.bucket, src.key, conditionsFromHeaders(headers, 'x-amz-copy-source-'))
-  } catch (err) {
-    // S3 answers every failed copy-source condition with 412.
-    if (isCacheError(err, 'CC_ERR_NOT_MODIFIED')) throw new CacheError('CC_ERR_CONDITION_NOT_MET')
-    throw err
-  }
+  const { bucket: srcBucket, key: srcKey, meta: source } = headCopySource(ctx)
   const directive = (header(headers, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase()
   if (directive !== 'COPY' && directive !== 'REPLACE') {
     throw new S3Error(400, 'InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive })
   }
-  if (directive === 'COPY' && src.bucket === ctx.bucket && src.key === ctx.key) {
+  if (directive === 'COPY' && srcBucket === ctx.bucket && srcKey === ctx.key) {
     throw new S3Error(400, 'InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
   }
   const conditions = conditionsFromHeaders(headers)
