@@ -1,0 +1,187 @@
+/**
+ * The S3 conformance suite (conformance/s3/) run as tests: against moto's S3 server, our
+ * reference, with the places it is known to differ from S3 listed below; against the gateway,
+ * with only the gateway's known bugs listed; and the suite's command line (exit codes,
+ * expected-failure list, JSON report, a missing tool) against moto. Both suites run at once.
+ */
+import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { CaseResult } from '../conformance/s3/case.js'
+import { runBuckets } from '../conformance/s3/cleanup.js'
+import { s3Client, type S3Endpoint } from '../conformance/s3/endpoint.js'
+import { jsCases } from '../conformance/s3/js-cases.js'
+import { listPythonOperations } from '../conformance/s3/python-cases.js'
+import { formatReport } from '../conformance/s3/report.js'
+import { DEFAULT_PYTHON, runSuite, TOOLS, type SuiteReport } from '../conformance/s3/suite.js'
+import { startGateway } from './helpers/gateway.js'
+import { startMoto } from './helpers/moto.js'
+
+process.removeAllListeners('warning') // the SDK's "Node ≥ 22 after 2027" notice
+
+/**
+ * Where moto 5.2 answers differently from Amazon S3, so the suite (which asserts S3's behaviour)
+ * fails there. Each entry was checked to fail on the named difference.
+ */
+export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
+  'js:bucket/invalid-name':
+    'moto creates buckets named with upper-case letters or underscores; S3 refuses them with 400 InvalidBucketName.',
+  'js:metadata/underscore-name':
+    "moto's HTTP server (werkzeug) drops request headers whose name has an underscore, so x-amz-meta-rank_layout is lost; S3 keeps it.",
+  'js:list-v1/next-marker':
+    'moto returns an opaque token as NextMarker on every truncated ListObjects page; S3 returns the last key or common prefix, and only with a delimiter.',
+  'js:delete-objects/quiet':
+    'moto ignores <Quiet>true</Quiet> in DeleteObjects and lists every deleted key.',
+  'js:multipart/invalid-part-order':
+    'moto completes an upload whose parts are listed in descending order; S3 refuses it with 400 InvalidPartOrder.',
+  'js:multipart/no-such-upload':
+    'moto answers UploadPart to an unknown upload id with 500; S3 answers 404 NoSuchUpload.',
+  'js:checksum/bad-content-md5':
+    'moto does not verify Content-MD5: it stores the body; S3 refuses it with 400 BadDigest.',
+  'js:checksum/invalid-content-md5':
+    'moto does not check that Content-MD5 is a base64 MD5; S3 refuses it with 400 InvalidDigest.',
+  'js:checksum/bad-crc32-header':
+    'moto does not verify x-amz-checksum-crc32: it stores the body; S3 refuses it with 400 BadDigest.',
+  'js:checksum/bad-crc32-trailer':
+    'moto does not verify the CRC32 trailer of an aws-chunked body: it stores the corrupted bytes; S3 refuses them with 400 BadDigest.',
+  'js:presign/tampered-expired':
+    'moto does not verify presigned URLs: a URL used for another key, or expired, still reads; S3 answers 403.',
+  'js:auth/wrong-secret':
+    'moto does not verify SigV4 signatures; S3 answers 403 SignatureDoesNotMatch.',
+  'js:auth/unknown-key':
+    'moto accepts any access key id; S3 answers 403 InvalidAccessKeyId.',
+  'js:auth/anonymous':
+    'moto cannot route an unsigned request to S3 (403 with an empty HTML body); S3 answers 403 AccessDenied in XML.',
+}
+
+/** The gateway's known differences from S3: each one is a gateway bug to fix, not a choice. */
+export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
+  // gateway bug: CreateBucket of a bucket one owns answers 409 BucketAlreadyOwnedByYou in
+  // us-east-1 too; S3 (and moto) answer 200 there (409 is right in every other region).
+  'js:bucket/create-existing': 'CreateBucket of an owned bucket in us-east-1 is 409 BucketAlreadyOwnedByYou, not 200.',
+  // gateway bug: PutObject with If-Match on a key that has no object answers 412
+  // PreconditionFailed; S3 (and moto) answer 404 NoSuchKey.
+  'js:put/if-match-missing-key': 'If-Match PutObject on a missing key is 412 PreconditionFailed, not 404 NoSuchKey.',
+  // gateway bug: the NoSuchKey error body has <Resource> but no <Key>; S3 (and moto) name the
+  // key in <Key>, which boto3 returns as Error.Key.
+  'python:get/no-such-key-names-key': 'the NoSuchKey error body has no <Key> element.',
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+const [gateway, moto] = await Promise.all([startGateway(), startMoto()])
+t.teardown(async () => { await Promise.all([gateway.stop(), moto.stop()]) })
+
+const gatewayEndpoint: S3Endpoint = { url: gateway.s3Endpoint, accessKeyId: gateway.s3AccessKey, secretAccessKey: gateway.s3SecretKey, region: 'us-east-1' }
+const motoEndpoint: S3Endpoint = { url: moto.s3Endpoint, accessKeyId: moto.s3AccessKey, secretAccessKey: moto.s3SecretKey, region: moto.region }
+
+// Both suites at once: most of a run is waiting on client processes, not CPU.
+const [motoReport, gatewayReport] = await Promise.all([
+  runSuite({ endpoint: motoEndpoint, expectedFailures: Object.keys(MOTO_EXPECTED_FAILURES) }),
+  runSuite({ endpoint: gatewayEndpoint, expectedFailures: Object.keys(GATEWAY_EXPECTED_FAILURES) }),
+])
+
+/** One assertion per case, plus: every case ran, and the run left no bucket behind. */
+async function checkReport(t: Test, report: SuiteReport, endpoint: S3Endpoint): Promise<void> {
+  t.comment(formatReport(report))
+  for (const r of report.results) {
+    const id = `${r.client}:${r.operation}`
+    if (r.status === 'pass') t.pass(id)
+    else if (r.status === 'xfail') t.pass(`${id} fails as documented (${r.error})`)
+    else if (r.status === 'skip') t.pass(id, { skip: r.error ?? 'skipped' })
+    else t.fail(`${id}: ${r.status} ${r.error ?? ''}`)
+  }
+  const ran = (client: string): string[] => report.results.filter((r: CaseResult) => r.client === client).map((r) => r.operation)
+  t.same(ran('js').filter((op) => op !== 'cleanup'), jsCases.map((c) => c.operation), 'every JS case ran')
+  const pythonOps = await listPythonOperations(DEFAULT_PYTHON)
+  if (pythonOps && !ran('python').includes('*')) t.same(ran('python').sort(), [...pythonOps].sort(), 'every Python case ran')
+  for (const tool of Object.values(TOOLS)) t.same(ran(tool.name), tool.cases.map((c) => c.operation), `every ${tool.name} case ran or was skipped`)
+  const s3 = s3Client(endpoint)
+  try {
+    t.same(await runBuckets(s3, report.bucket), [], 'the run deleted every bucket it made')
+  } finally {
+    s3.destroy()
+  }
+  t.ok(report.ok, 'suite verdict ok')
+}
+
+t.test('against moto (the reference), with its documented differences', async (t) => {
+  await checkReport(t, motoReport, motoEndpoint)
+})
+
+t.test('against the gateway, with only its known bugs listed', async (t) => {
+  await checkReport(t, gatewayReport, gatewayEndpoint)
+})
+
+t.test('command line: table, JSON report, exit codes, a missing tool', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ckptcache-conformance-s3-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const env = {
+    CKPTCACHE_CONFORMANCE_S3_ENDPOINT: moto.s3Endpoint,
+    CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY: moto.s3AccessKey,
+    CKPTCACHE_CONFORMANCE_S3_SECRET_KEY: moto.s3SecretKey,
+  }
+  const cli = (args: string[], extra: Record<string, string | undefined>): Promise<{ code: number | null, stdout: string, stderr: string }> =>
+    new Promise((ok, ko) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'conformance/s3/run.ts'), ...args], {
+        cwd: repoRoot,
+        env: {
+          ...process.env,
+          CKPTCACHE_CONFORMANCE_S3_ENDPOINT: undefined,
+          CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY: undefined,
+          CKPTCACHE_CONFORMANCE_S3_SECRET_KEY: undefined,
+          CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES: undefined,
+          ...extra,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8') })
+      child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8') })
+      child.once('error', ko)
+      child.once('close', (code) => ok({ code, stdout, stderr }))
+    })
+  const statuses = async (file: string): Promise<Record<string, string>> => {
+    const report = JSON.parse(await readFile(file, 'utf8')) as SuiteReport
+    return Object.fromEntries(report.results.map((r) => [`${r.client}:${r.operation}`, r.status]))
+  }
+  const noTools = ['--no-awscli', '--no-s3cmd', '--no-rclone']
+
+  const [expected, unexpected, stale, missingTool, usage] = await Promise.all([
+    // A pass, a Python pass and a listed failure: exit 0.
+    cli(['--only', 'js:put-get/1B-buffer', '--only', 'python:head/missing-404', '--only', 'js:auth/unknown-key',
+      '--expect-fail', 'js:auth/unknown-key', '--json', join(dir, 'a.json'), '--quiet', ...noTools], env),
+    // The same failure, not listed: exit 1.
+    cli(['--only', 'js:auth/unknown-key', '--no-python', '--quiet', ...noTools], env),
+    // Listed (through the environment) but passing: the list is stale, exit 1.
+    cli(['--only', 'js:put-get/1B-buffer', '--no-python', '--json', join(dir, 'c.json'), '--quiet', ...noTools],
+      { ...env, CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES: 'js:put-get/1B-buffer' }),
+    // A tool that is not installed: its cases are skipped, exit 0.
+    cli(['--only', 'rclone:', '--rclone', join(dir, 'no-such-rclone'), '--no-python', '--json', join(dir, 'd.json'), '--quiet'], env),
+    // No endpoint: usage error.
+    cli([], {}),
+  ])
+
+  t.equal(expected.code, 0, `listed failure only: exit 0\n${expected.stdout}${expected.stderr}`)
+  t.same(await statuses(join(dir, 'a.json')),
+    { 'js:put-get/1B-buffer': 'pass', 'python:head/missing-404': 'pass', 'js:auth/unknown-key': 'xfail' }, 'JSON report statuses')
+  t.match(expected.stdout, /^operation\s+js\s+python$/m, 'table header')
+  t.match(expected.stdout, /^head\/missing-404\s+-\s+pass/m, 'table row: python only')
+
+  t.equal(unexpected.code, 1, 'unlisted failure: exit 1')
+  t.match(unexpected.stdout, /FAIL\s+js:auth\/unknown-key\s+ListObjectsV2: expected 403 InvalidAccessKeyId/, 'failure listed with its error')
+
+  t.equal(stale.code, 1, 'expected failure that passed: exit 1')
+  t.same(await statuses(join(dir, 'c.json')), { 'js:put-get/1B-buffer': 'xpass' }, 'reported as xpass')
+
+  t.equal(missingTool.code, 0, `a missing tool is not a failure\n${missingTool.stdout}${missingTool.stderr}`)
+  t.same(Object.values(await statuses(join(dir, 'd.json'))), TOOLS.rclone.cases.map(() => 'skip'), 'its cases are skipped')
+  t.match(missingTool.stdout, /skip\s+rclone:copy-up\s+.*no-such-rclone is not installed/, 'with the reason')
+
+  t.equal(usage.code, 2, 'missing endpoint: exit 2')
+  t.match(usage.stderr, /CKPTCACHE_CONFORMANCE_S3_ENDPOINT, CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY, CKPTCACHE_CONFORMANCE_S3_SECRET_KEY are not set/, 'says what is missing')
+})
