@@ -113,7 +113,7 @@ export async function uploadDataObject (container: ContainerClient, name: string
 }
 
 /** Runs `op` on every name with at most `concurrency` in flight. */
-async function pool (names: string[], concurrency: number, op: (name: string) => Promise<void>): Promise<void> {
+export async function pool (names: string[], concurrency: number, op: (name: string) => Promise<void>): Promise<void> {
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < names.length) {

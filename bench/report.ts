@@ -1,5 +1,5 @@
 /**
- * Statistics, the setup header and the tables of the Blob benchmark.
+ * Statistics, the setup header and the tables of the benchmark (Blob and S3).
  */
 
 import { execFileSync } from 'node:child_process'
@@ -53,13 +53,30 @@ export interface Sample {
   error?: string
 }
 
+/** The reference server a protocol's rows are compared with besides the ceiling. */
+export interface Peer {
+  name: ServerName
+  /** Column heading. */
+  label: string
+  /** Letter in the target column. */
+  letter: string
+}
+
+export const PEERS = {
+  blob: { name: 'azurite', label: 'Azurite', letter: 'A' },
+  s3: { name: 'moto', label: 'moto', letter: 'M' }
+} as const satisfies Record<string, Peer>
+
+export type Protocol = keyof typeof PEERS
+
 export interface Scenario {
   key: string
   label: string
   unit: 'MiB/s' | 'ops/s'
+  protocol: Protocol
   servers: readonly ServerName[]
-  /** Targets this row is judged against. */
-  targets: { vsCeiling?: number, vsAzurite?: number }
+  /** Targets this row is judged against: the ceiling, the protocol's peer. */
+  targets: { vsCeiling?: number, vsPeer?: number }
   /** Which RSS phase this row belongs to (for the "peak during" table). */
   rssPhase: string
 }
@@ -120,12 +137,14 @@ export interface Setup {
   gitHead: string
   gitDirty: string[]
   sdk: string
+  /** What the benchmark covers, for the title: 'Blob', 'S3' or 'Blob and S3'. */
+  title: string
   servers: Record<string, string>
   rssResetSupported: boolean
   plan: string[]
 }
 
-export function collectSetup (repoRoot: string, tempRoot: string, sdkVersion: string, plan: string[]): Setup {
+export function collectSetup (repoRoot: string, tempRoot: string, sdk: string, title: string, plan: string[]): Setup {
   const fs = filesystemOf(tempRoot)
   const free = freeBytes(tempRoot)
   const dirty = git(['status', '--porcelain', '--', 'src', 'test/helpers', 'bench'], repoRoot)
@@ -142,19 +161,25 @@ export function collectSetup (repoRoot: string, tempRoot: string, sdkVersion: st
     freeAtStart: free === undefined ? '?' : `${(free / GiB).toFixed(0)} GiB`,
     gitHead: git(['rev-parse', '--short', 'HEAD'], repoRoot),
     gitDirty: dirty === '' || dirty === '?' ? [] : dirty.split('\n').map((l) => l.trim()),
-    sdk: `@azure/storage-blob ${sdkVersion}`,
+    sdk,
+    title,
     servers: {},
     rssResetSupported: false,
     plan
   }
 }
 
+/** 'a', 'a and b', 'a, b and c' */
+export const listing = (xs: readonly string[]): string => xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1] as string}`
+
+const SERVER_LABELS: Record<ServerName, string> = { gateway: 'gateway', ceiling: 'ceiling', azurite: 'Azurite', moto: 'moto' }
+
 export function printSetup (s: Setup): void {
   const lines = [
-    `# ckptcache Blob benchmark  ${s.date}`,
+    `# ckptcache ${s.title} benchmark  ${s.date}`,
     '',
     `Node ${s.node}; ${s.cpus} × ${s.cpu}; ${s.memory} RAM; Linux ${s.kernel}; load average at start ${s.loadAvgStart.map((l) => l.toFixed(2)).join(' ')}`,
-    `temp dir ${s.tempRoot}: ${s.filesystem}, ${s.freeAtStart} free (gateway, ceiling and Azurite each in a subdirectory)`,
+    `temp dir ${s.tempRoot}: ${s.filesystem}, ${s.freeAtStart} free (${listing(Object.keys(s.servers).map((n) => SERVER_LABELS[n as ServerName] ?? n))} each in a subdirectory)`,
     `source: git ${s.gitHead}${s.gitDirty.length > 0 ? ` + uncommitted: ${s.gitDirty.join(', ')}` : ''}`,
     `client: ${s.sdk} in the benchmark process (retries off); each server is its own child process:`,
     ...Object.entries(s.servers).map(([k, v]) => `  ${k.padEnd(8)} ${v}`),
@@ -193,38 +218,46 @@ export interface RowSummary {
   unit: string
   gateway?: Stats
   ceiling?: Stats
-  azurite?: Stats
+  /** The protocol's peer (Azurite for Blob, moto for S3). */
+  peerName: ServerName
+  peer?: Stats
   gatewayVsCeiling?: number
-  gatewayVsAzurite?: number
+  gatewayVsPeer?: number
   targets: Array<{ what: string, want: number, got?: number, met?: boolean }>
 }
 
 export function summarize (scenarios: Scenario[], results: Results): RowSummary[] {
   return scenarios.map((sc) => {
+    const peerName = PEERS[sc.protocol].name
     const r = results[sc.key] ?? {}
     const gateway = valueStats(r.gateway)
     const ceiling = valueStats(r.ceiling)
-    const azurite = valueStats(r.azurite)
+    const peer = valueStats(r[peerName])
     const gatewayVsCeiling = ratio(gateway, ceiling)
-    const gatewayVsAzurite = ratio(gateway, azurite)
+    const gatewayVsPeer = ratio(gateway, peer)
     const targets: RowSummary['targets'] = []
     if (sc.targets.vsCeiling !== undefined) {
       targets.push({ what: 'gateway/ceiling', want: sc.targets.vsCeiling, got: gatewayVsCeiling, met: gatewayVsCeiling === undefined ? undefined : gatewayVsCeiling >= sc.targets.vsCeiling })
     }
-    if (sc.targets.vsAzurite !== undefined) {
-      targets.push({ what: 'gateway/Azurite', want: sc.targets.vsAzurite, got: gatewayVsAzurite, met: gatewayVsAzurite === undefined ? undefined : gatewayVsAzurite >= sc.targets.vsAzurite })
+    if (sc.targets.vsPeer !== undefined) {
+      targets.push({ what: `gateway/${PEERS[sc.protocol].label}`, want: sc.targets.vsPeer, got: gatewayVsPeer, met: gatewayVsPeer === undefined ? undefined : gatewayVsPeer >= sc.targets.vsPeer })
     }
-    return { key: sc.key, label: sc.label, unit: sc.unit, gateway, ceiling, azurite, gatewayVsCeiling, gatewayVsAzurite, targets }
+    return { key: sc.key, label: sc.label, unit: sc.unit, gateway, ceiling, peerName, peer, gatewayVsCeiling, gatewayVsPeer, targets }
   })
 }
 
-export function printResults (scenarios: Scenario[], results: Results, summary: RowSummary[]): void {
+/**
+ * The throughput table of one protocol's rows: gateway, ceiling, the protocol's
+ * peer, both ratios, targets. `title` defaults to the Blob table's.
+ */
+export function printResults (scenarios: Scenario[], results: Results, summary: RowSummary[], protocol: Protocol = 'blob', title?: string): void {
+  const peer = PEERS[protocol]
   const failed = (key: string, s: ServerName): number => (results[key]?.[s] ?? []).filter((x) => x.value === undefined).length
   const rows = summary.map((row) => {
     const sc = scenarios.find((s) => s.key === row.key) as Scenario
     const has = (s: ServerName): boolean => sc.servers.includes(s)
     const target = row.targets.map((t) => {
-      const name = t.what === 'gateway/ceiling' ? 'C' : 'A'
+      const name = t.what === 'gateway/ceiling' ? 'C' : peer.letter
       const verdict = t.met === undefined ? '?' : t.met ? 'ok' : 'MISS'
       return `≥${t.want}×${name} ${verdict}`
     }).join(', ')
@@ -232,14 +265,14 @@ export function printResults (scenarios: Scenario[], results: Results, summary: 
       `${row.label} [${row.unit}]`,
       cell(row.gateway, failed(row.key, 'gateway')),
       has('ceiling') ? cell(row.ceiling, failed(row.key, 'ceiling')) : 'n/a',
-      has('azurite') ? cell(row.azurite, failed(row.key, 'azurite')) : 'n/a',
+      has(peer.name) ? cell(row.peer, failed(row.key, peer.name)) : 'n/a',
       row.gatewayVsCeiling === undefined ? '—' : `${row.gatewayVsCeiling.toFixed(2)}×`,
-      row.gatewayVsAzurite === undefined ? '—' : `${row.gatewayVsAzurite.toFixed(2)}×`,
+      row.gatewayVsPeer === undefined ? '—' : `${row.gatewayVsPeer.toFixed(2)}×`,
       target
     ]
   })
-  printTable('Throughput: median (min–max) over runs; higher is better. Target: C = ceiling, A = Azurite.',
-    ['scenario', 'gateway', 'ceiling', 'Azurite', 'gateway/ceiling', 'gateway/Azurite', 'target'], rows,
+  printTable(title ?? `Throughput: median (min–max) over runs; higher is better. Target: C = ceiling, ${peer.letter} = ${peer.label}.`,
+    ['scenario', 'gateway', 'ceiling', peer.label, 'gateway/ceiling', `gateway/${peer.label}`, 'target'], rows,
     ['l', 'r', 'r', 'r', 'r', 'r', 'l'])
 }
 
@@ -248,7 +281,7 @@ export function printResults (scenarios: Scenario[], results: Results, summary: 
  * its last response before going quiet (deferred work such as a background MD5),
  * and the client's (benchmark process) CPU.
  */
-export function printCpu (scenarios: Scenario[], results: Results, servers: readonly ServerName[]): void {
+export function printCpu (scenarios: Scenario[], results: Results, servers: readonly ServerName[], prefix = ''): void {
   const rows = scenarios.map((sc) => {
     const per = (s: ServerName): string => {
       const xs = (results[sc.key]?.[s] ?? []).filter((x) => x.value !== undefined && x.serverCpuS !== undefined)
@@ -261,7 +294,7 @@ export function printCpu (scenarios: Scenario[], results: Results, servers: read
     }
     return [`${sc.label} [${sc.unit === 'MiB/s' ? 's/GiB' : 'µs/op'}]`, ...servers.map(per)]
   })
-  printTable('CPU per unit of work, medians: server during the run (+ after its last response, until quiet) / client (this process). All share 2 cores.',
+  printTable(`${prefix}CPU per unit of work, medians: server during the run (+ after its last response, until quiet) / client (this process). All share 2 cores.`,
     ['scenario', ...servers], rows)
 }
 

@@ -1,12 +1,13 @@
 /**
- * Starts the three servers the Blob benchmark compares, each as its own child
- * process (so its peak RSS and CPU can be read from /proc and the client's CPU
- * is not counted against it), each with its own directory under one root on
- * the same filesystem:
+ * Starts the servers the benchmark compares, each as its own child process (so
+ * its peak RSS and CPU can be read from /proc and the client's CPU is not
+ * counted against it), each with its own directory under one root on the same
+ * filesystem:
  *
- * - gateway: `ckptcache serve` through test/helpers/gateway.ts;
- * - ceiling: bench/servers/ceiling.ts, a plain node:http file server;
- * - azurite: Azurite's blob server through test/helpers/azurite.ts, persisting to disk.
+ * - gateway: `ckptcache serve` through test/helpers/gateway.ts (Blob and S3 ports);
+ * - ceiling: bench/servers/ceiling.ts, a plain node:http file server (Blob and S3 ports);
+ * - azurite: Azurite's blob server through test/helpers/azurite.ts, persisting to disk (Blob);
+ * - moto: moto's S3 server through bench/servers/moto-server.py and the machine's `python3` (S3).
  */
 
 import { spawn } from 'node:child_process'
@@ -19,15 +20,25 @@ import { startAzurite } from '../../test/helpers/azurite.js'
 import { startGateway } from '../../test/helpers/gateway.js'
 import { commandLine, findChildPids } from '../rss.js'
 
-export type ServerName = 'gateway' | 'ceiling' | 'azurite'
-export const SERVER_NAMES: readonly ServerName[] = ['gateway', 'ceiling', 'azurite']
+export type ServerName = 'gateway' | 'ceiling' | 'azurite' | 'moto'
+export const SERVER_NAMES: readonly ServerName[] = ['gateway', 'ceiling', 'azurite', 'moto']
+
+/** A path-style S3 endpoint and the credentials it accepts. */
+export interface S3Endpoint {
+  endpoint: string
+  accessKeyId: string
+  secretAccessKey: string
+}
 
 export interface BenchServer {
   name: ServerName
   pid: number
   /** How the process was started, for the setup header. */
   command: string
-  connectionString: string
+  /** Blob endpoint, where the server speaks Blob. */
+  connectionString?: string
+  /** S3 endpoint, where the server speaks S3. */
+  s3?: S3Endpoint
   dir: string
   /** Stops the process (bounded: SIGKILL after a grace period). Idempotent. */
   stop (): Promise<void>
@@ -69,6 +80,7 @@ export async function startGatewayServer (dir: string): Promise<BenchServer> {
     pid,
     command: commandLine(pid),
     connectionString: gw.connectionString,
+    s3: { endpoint: gw.s3Endpoint, accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey },
     dir,
     stop () {
       stopping ??= (async () => {
@@ -108,16 +120,17 @@ export async function startCeilingServer (dir: string): Promise<BenchServer> {
   let out = ''
   child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
   let port: number
+  let s3Port: number
   try {
-    port = await new Promise<number>((resolve, reject) => {
+    [port, s3Port] = await new Promise<[number, number]>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`ceiling did not start within ${START_TIMEOUT_MS} ms: ${out}`)) }, START_TIMEOUT_MS)
       let buf = ''
       child.stdout?.on('data', (c: Buffer) => {
         buf += c.toString('utf8')
-        const m = /ceiling listening on port (\d+)/.exec(buf)
+        const m = /ceiling listening on port (\d+)\n[^]*ceiling s3 listening on port (\d+)/.exec(buf)
         if (m !== null) {
           clearTimeout(timer)
-          resolve(Number(m[1]))
+          resolve([Number(m[1]), Number(m[2])])
         }
       })
       child.once('exit', (code, signal) => {
@@ -138,6 +151,7 @@ export async function startCeilingServer (dir: string): Promise<BenchServer> {
     pid,
     command: commandLine(pid),
     connectionString: connectionStringFor(port),
+    s3: { endpoint: `http://127.0.0.1:${s3Port}`, accessKeyId: 'ceiling', secretAccessKey: 'ceiling' },
     dir,
     stop () {
       stopping ??= (async () => {
@@ -180,10 +194,81 @@ export async function startAzuriteServer (dir: string): Promise<BenchServer> {
   }
 }
 
-/** Starts all three; on any failure stops the ones already started and rethrows. */
-export async function startServers (root: string, started: BenchServer[]): Promise<BenchServer[]> {
-  started.push(await startGatewayServer(join(root, 'gateway')))
-  started.push(await startCeilingServer(join(root, 'ceiling')))
-  started.push(await startAzuriteServer(join(root, 'azurite')))
+/**
+ * moto through bench/servers/moto-server.py. Its standard input is a pipe from this
+ * process: moto exits at end of file, so it cannot outlive the benchmark.
+ * Temporary files (bodies above moto's key buffer size) go to `dir`.
+ */
+export async function startMotoServer (dir: string): Promise<BenchServer> {
+  await mkdir(dir, { recursive: true })
+  const child = spawn('python3', [join(here, 'moto-server.py'), '--host', '127.0.0.1', '--port', '0'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, TMPDIR: dir, PYTHONUNBUFFERED: '1' }
+  })
+  const killOnExit = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+  const exited = once(child, 'exit')
+  exited.catch(() => {})
+  let out = ''
+  child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
+  let port: number
+  let versions: string
+  try {
+    [port, versions] = await new Promise<[number, string]>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`moto did not start within ${START_TIMEOUT_MS} ms: ${out}`)) }, START_TIMEOUT_MS)
+      let buf = ''
+      child.stdout?.on('data', (c: Buffer) => {
+        buf += c.toString('utf8')
+        const m = /moto listening on port (\d+) \(([^)]*)\)/.exec(buf)
+        if (m !== null) {
+          clearTimeout(timer)
+          resolve([Number(m[1]), m[2] as string])
+        }
+      })
+      child.once('error', (err) => { clearTimeout(timer); reject(err) })
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(new Error(`moto exited before listening (code ${String(code)}, signal ${String(signal)}): ${out}`))
+      })
+    })
+  } catch (err) {
+    child.kill('SIGKILL')
+    process.removeListener('exit', killOnExit)
+    throw err
+  }
+  child.stdout?.resume()
+  const pid = child.pid as number
+  let stopping: Promise<void> | undefined
+  return {
+    name: 'moto',
+    pid,
+    command: `${commandLine(pid)} (${versions})`,
+    s3: { endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'moto', secretAccessKey: 'moto' },
+    dir,
+    stop () {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.stdin?.end()
+          child.kill('SIGTERM')
+          const done = await withTimeout(exited.then(() => true), STOP_GRACE_MS, 'moto stop')
+          if (done !== true) { child.kill('SIGKILL'); await exited }
+        }
+        process.removeListener('exit', killOnExit)
+      })()
+      return stopping
+    }
+  }
+}
+
+const STARTERS: Record<ServerName, (dir: string) => Promise<BenchServer>> = {
+  gateway: startGatewayServer,
+  ceiling: startCeilingServer,
+  azurite: startAzuriteServer,
+  moto: startMotoServer
+}
+
+/** Starts `names` one after the other, each pushed to `started` (so the caller can stop them whatever fails). */
+export async function startServers (root: string, started: BenchServer[], names: readonly ServerName[] = SERVER_NAMES): Promise<BenchServer[]> {
+  for (const name of names) started.push(await STARTERS[name](join(root, name)))
   return started
 }
