@@ -141,6 +141,7 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
     const target = parseTarget(url)
     const route = resolveRoute(request.method, target, raw.headers)
     if (session !== undefined) authorizeSession(session, target.bucket, route, request.method)
+    request.log.debug({ op: route.op, bucket: target.bucket, service: auth.service, session: session !== undefined }, 's3 request')
     const ac = new AbortController()
     reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort() })
     const ctx: S3Context = {

@@ -3,8 +3,8 @@
  * stream bodies) against a real gateway process, on general purpose buckets.
  */
 import {
-  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetBucketLocationCommand, HeadBucketCommand, ListBucketsCommand,
-  ListObjectsV2Command, PutObjectCommand, S3Client
+  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetBucketLocationCommand, GetBucketVersioningCommand, HeadBucketCommand,
+  ListBucketsCommand, ListObjectVersionsCommand, ListObjectsV2Command, PutObjectCommand, S3Client
 } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { startGateway, type GatewayHandle } from '../../helpers/gateway.js'
@@ -52,6 +52,26 @@ t.test('authentication failures', async (t) => {
   await s3Error(t, client('wrong-secret-key').send(new HeadBucketCommand({ Bucket: 'ckpt' })), undefined, 403)
   await s3Error(t, client('wrong-secret-key').send(new ListObjectsV2Command({ Bucket: 'ckpt' })), 'SignatureDoesNotMatch', 403)
   await s3Error(t, client(undefined, 'AKIDUNKNOWN').send(new ListObjectsV2Command({ Bucket: 'ckpt' })), 'InvalidAccessKeyId', 403)
+})
+
+t.test('unversioned buckets: GetBucketVersioning, ListObjectVersions (one null version per key)', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'versions' }))
+  const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket: 'versions' }))
+  t.equal(versioning.Status, undefined, 'never enabled')
+  const keys = ['a/1', 'a/2', 'b/1', 'c']
+  const etags = new Map<string, string | undefined>()
+  for (const Key of keys) etags.set(Key, (await s3.send(new PutObjectCommand({ Bucket: 'versions', Key, Body: Key }))).ETag)
+  const first = await s3.send(new ListObjectVersionsCommand({ Bucket: 'versions', MaxKeys: 2 }))
+  t.same(first.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest, v.ETag, v.Size]), [['a/1', 'null', true, etags.get('a/1'), 3], ['a/2', 'null', true, etags.get('a/2'), 3]])
+  t.equal(first.IsTruncated, true)
+  t.equal(first.NextKeyMarker, 'a/2')
+  const rest = await s3.send(new ListObjectVersionsCommand({ Bucket: 'versions', KeyMarker: first.NextKeyMarker }))
+  t.same(rest.Versions?.map((v) => v.Key), ['b/1', 'c'])
+  t.equal(rest.IsTruncated, false)
+  const grouped = await s3.send(new ListObjectVersionsCommand({ Bucket: 'versions', Delimiter: '/' }))
+  t.same(grouped.CommonPrefixes?.map((p) => p.Prefix), ['a/', 'b/'])
+  t.same(grouped.Versions?.map((v) => v.Key), ['c'])
+  await s3Error(t, s3.send(new ListObjectVersionsCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket', 404)
 })
 
 dataPathTests(t, {

@@ -50,7 +50,7 @@ function createDirectoryBucket (client: S3Client, bucket: string, zone = ZONE): 
 }
 
 t.before(async () => {
-  gw = await startGateway()
+  gw = await startGateway({ args: ['--log-level', 'debug'] })
   s3 = client()
   await createDirectoryBucket(s3, BUCKET)
 })
@@ -126,4 +126,16 @@ dataPathTests(t, {
   get endpoint () { return gw.s3Endpoint },
   md5Etags: false,
   consecutiveParts: true
+})
+
+t.test('the SDK signed every object request on a directory bucket with session credentials', async (t) => {
+  const seen = gw.output().split('\n').filter((l) => l.includes('"s3 request"')).map((l) => JSON.parse(l) as { op: string, bucket: string, service: string, session: boolean })
+  const objectOps = seen.filter((r) => r.bucket === BUCKET && /Object|Part|Multipart/.test(r.op))
+  t.ok(objectOps.length > 50, `${objectOps.length} object requests`)
+  // The SDK signs CopyObject and UploadPartCopy, which touch two buckets, with the long-term key
+  // (its endpoint rules disable session auth for them); S3 Express takes both.
+  const copies = new Set(['CopyObject', 'UploadPartCopy'])
+  t.same(objectOps.filter((r) => r.service !== 's3express' || r.session === copies.has(r.op)), [], 'sessions for all but the copies')
+  t.ok(objectOps.some((r) => copies.has(r.op)), 'copies were among them')
+  t.ok(seen.filter((r) => r.op === 'CreateSession').length >= 1, 'sessions were opened with CreateSession')
 })
