@@ -48,7 +48,7 @@ const cases: ToolCase[] = [
     timeoutMs: 120_000,
     async run(ctx) {
       const src = join(ctx.dir, 'big.bin')
-      const size = 12 * MiB + 3
+      const size = 9 * MiB + 3
       const data = await writePayload(src, `${ctx.runId}/${ctx.prefix}`, size)
       // Above the CLI's default 8 MiB threshold: 8 MiB parts.
       await ctx.run(['s3', 'cp', '--no-progress', src, url(ctx, `${ctx.prefix}big.bin`)], { timeoutMs: 110_000 })
@@ -69,8 +69,6 @@ const cases: ToolCase[] = [
       const top = parseLs((await ctx.run(['s3', 'ls', url(ctx, ctx.prefix)])).stdout)
       assert.deepEqual(top.dirs, ['step_100/', 'step_200/'], 'PRE lines')
       assert.deepEqual(top.files, { latest: Buffer.byteLength(`${ctx.prefix}latest`) }, 'file lines')
-      const all = parseLs((await ctx.run(['s3', 'ls', '--recursive', url(ctx, ctx.prefix)])).stdout)
-      assert.deepEqual(Object.keys(all.files), keys, 'ls --recursive lists every key')
     },
   },
   {

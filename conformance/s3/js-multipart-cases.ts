@@ -1,6 +1,6 @@
 /**
  * JS client (@aws-sdk/client-s3, @aws-sdk/lib-storage): multipart uploads — lib-storage's Upload
- * of a stream of tens of MiB (ETag `md5-of-part-md5s-N`), ListParts, ListMultipartUploads,
+ * of a stream of 21 MiB (ETag `md5-of-part-md5s-N`), ListParts, ListMultipartUploads,
  * AbortMultipartUpload, and CompleteMultipartUpload's refusals: InvalidPart (unknown part or
  * wrong ETag), InvalidPartOrder, EntityTooSmall (a part but the last under 5 MiB), NoSuchUpload.
  * A refused Complete leaves the upload open; an aborted one leaves nothing.
@@ -44,7 +44,7 @@ export const jsMultipartCases: JsCase[] = [
     timeoutMs: 120_000,
     async run(ctx) {
       const key = `${ctx.prefix}step_100/__0_0.distcp`
-      const size = 4 * MIN_PART + 3 * MiB + 5
+      const size = 4 * MIN_PART + MiB + 5
       const seed = `${ctx.runId}/${key}`
       const upload = new Upload({ client: ctx.s3, params: { Bucket: ctx.bucket, Key: key, Body: payloadStream(seed, size) }, partSize: MIN_PART, queueSize: 2 })
       const done = await upload.done()

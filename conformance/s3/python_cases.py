@@ -146,7 +146,7 @@ def list_paginator(ctx, op):
 @case("multipart/upload")
 def upload_file(ctx, op):
     key = ctx.key(op, "shard.bin")
-    body = data(12 * MiB + 123)
+    body = data(9 * MiB + 123)
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "src.bin")
         with open(src, "wb") as f:
@@ -163,7 +163,7 @@ def upload_file(ctx, op):
 @case("download-file")
 def download_file(ctx, op):
     key = ctx.key(op, "shard.bin")
-    body = data(10 * MiB + 5)
+    body = data(9 * MiB + 5)
     ctx.s3.put_object(Bucket=ctx.bucket, Key=key, Body=body)
     with tempfile.TemporaryDirectory() as d:
         dst = os.path.join(d, "dst.bin")

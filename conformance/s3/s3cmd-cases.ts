@@ -44,7 +44,7 @@ const cases: ToolCase[] = [
     timeoutMs: 120_000,
     async run(ctx) {
       const src = join(ctx.dir, 'big.bin')
-      const size = 7 * MiB + 5
+      const size = 6 * MiB + 5
       const data = await writePayload(src, `${ctx.runId}/${ctx.prefix}`, size)
       await ctx.run(['put', '--multipart-chunk-size-mb=5', src, url(ctx, `${ctx.prefix}big.bin`)], { timeoutMs: 110_000 })
       const obj = await readObject(ctx.s3, ctx.bucket, `${ctx.prefix}big.bin`)
