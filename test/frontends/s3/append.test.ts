@@ -1,10 +1,11 @@
 /**
  * S3 Express append writes (PutObject with `x-amz-write-offset-bytes`) against a real gateway:
  * SigV4-signed requests with the long-term key, @aws-sdk/client-s3 (`WriteOffsetBytes`, default
- * CRC32 checksums, aws-chunked stream bodies; long-term and CreateSession credentials), and the
- * appended object read back through the Azure Blob SDK.
+ * CRC32 checksums, aws-chunked stream bodies; long-term and CreateSession credentials), boto3
+ * (`WriteOffsetBytes`), and the appended object read back through the Azure Blob SDK.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { Readable } from 'node:stream'
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
@@ -225,4 +226,51 @@ t.test('@aws-sdk/client-s3 with S3 Express session credentials (CreateSession)',
   const got = await s3c.send(new GetObjectCommand({ Bucket: DIR, Key: key }))
   t.ok((await bytes(got.Body)).equals(Buffer.concat([a, b])))
   t.equal(got.ETag, p2.ETag)
+})
+
+const BOTO3 = String.raw`
+import base64, os, struct, zlib
+import boto3
+from botocore.exceptions import ClientError
+
+s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], aws_access_key_id=os.environ['S3_KEY'],
+                  aws_secret_access_key=os.environ['S3_SECRET'], region_name='us-east-1')
+B = 'pyappend--use1-az4--x-s3'
+def check(cond, what):
+    print(('ok ' if cond else 'FAIL ') + what)
+
+s3.create_bucket(Bucket=B, CreateBucketConfiguration={'Location': {'Type': 'AvailabilityZone', 'Name': 'use1-az4'},
+                                                      'Bucket': {'Type': 'Directory', 'DataRedundancy': 'SingleAvailabilityZone'}})
+pieces = [os.urandom(1000), os.urandom(3 * 1024 * 1024 + 1), b'end\n']
+offset = 0
+for p in pieces:
+    r = s3.put_object(Bucket=B, Key='train.log', Body=p, WriteOffsetBytes=offset)
+    offset += len(p)
+    check(r['Size'] == offset, 'put_object WriteOffsetBytes=%d: Size %d' % (offset - len(p), r['Size']))
+try:
+    s3.put_object(Bucket=B, Key='train.log', Body=b'x', WriteOffsetBytes=1)
+    check(False, 'InvalidWriteOffset')
+except ClientError as e:
+    check(e.response['Error']['Code'] == 'InvalidWriteOffset' and e.response['ResponseMetadata']['HTTPStatusCode'] == 400, 'InvalidWriteOffset')
+whole = b''.join(pieces)
+g = s3.get_object(Bucket=B, Key='train.log', ChecksumMode='ENABLED')
+check(g['Body'].read() == whole, 'get_object: the appended bytes')
+crc = base64.b64encode(struct.pack('>I', zlib.crc32(whole))).decode()
+check(g.get('ChecksumCRC32') == crc, 'whole-object CRC32 %s (expected %s)' % (g.get('ChecksumCRC32'), crc))
+`
+
+t.test('boto3: put_object WriteOffsetBytes on a directory bucket (CreateSession, default CRC32)', async (t) => {
+  const child = spawn('python3', ['-c', BOTO3], {
+    env: { ...process.env, S3_ENDPOINT: gw.s3Endpoint, S3_KEY: gw.s3AccessKey, S3_SECRET: gw.s3SecretKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.equal(code, 0, `python exited 0; stderr: ${err}`)
+  const lines = out.split('\n').filter(Boolean)
+  for (const line of lines) t.ok(line.startsWith('ok '), line)
+  t.equal(lines.length, 6, 'every check ran')
 })
