@@ -305,13 +305,13 @@ export class FsStore implements LocalStore {
         if (append.offset !== size) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size, offset: append.offset } })
         const parts = current === undefined ? 1 : partCount(current) + 1
         if (parts > (this.#opts.maxParts ?? MAX_PARTS)) throw new CacheError('CC_ERR_TOO_MANY_PARTS', undefined, { detail: { parts: parts - 1 } })
-        const dir = await this.#ensureDir(hash)
-        const file = blobExtentName(nextGen())
-        await rename(data.path, join(dir, file))
-        moved = true
         // The previous version's extents are shared, not copied: only the appended bytes are new.
+        const file = blobExtentName(nextGen())
         const extents = [...(current?.extents ?? []), { file, size: data.size }]
         const meta: ObjectMeta = { ...this.#newMeta(container, name, current, append.write(current), extents, false), parts }
+        const dir = await this.#ensureDir(hash)
+        await rename(data.path, join(dir, file))
+        moved = true
         await this.#commitMeta(hash, meta)
         this.#capacity.unreserve(reserved)
         reserved = 0

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { SignatureV4 } from '@smithy/signature-v4'
-import { ObjectService, type AppendObjectInput, type ExpectedChecksums } from '../../src/core/object-service.js'
+import { MAX_OBJECT_PUT, ObjectService, type AppendObjectInput, type ExpectedChecksums } from '../../src/core/object-service.js'
 import { Crc64 } from '../../src/core/checksum/crc64.js'
 import { s3Checksum, type S3ChecksumAlgorithm } from '../../src/core/checksum/s3-checksums.js'
 import type { ObjectMeta } from '../../src/core/types.js'
@@ -142,6 +142,9 @@ t.test('InvalidWriteOffset: the offset must be the current size; nothing is stor
     await rejectsCode(t, append(f, 'o', offset, Buffer.from('!')), 'CC_ERR_INVALID_WRITE_OFFSET', `offset ${offset} on a 5-byte object`)
   }
   t.same(await current(f, 'o'), Buffer.from('hello'))
+  // One append carries at most what one PutObject may (refused before the body is read).
+  await rejectsCode(t, f.service.appendObject({ container: C, name: 'o', offset: 5, body: Readable.from([]), size: MAX_OBJECT_PUT + 1, content: {}, metadata: {} }),
+    'CC_ERR_BODY_TOO_LARGE', 'an append larger than a PutObject')
   const s = f.store.stats()
   t.equal(s.reserved, 0, 'no reservation left')
   t.equal(s.committed, 5)
