@@ -38,7 +38,7 @@ export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
   'js:multipart/invalid-part-order':
     'moto completes an upload whose parts are listed in descending order; S3 refuses it with 400 InvalidPartOrder.',
   'js:multipart/no-such-upload':
-    'moto answers UploadPart to an unknown upload id with 500; S3 answers 404 NoSuchUpload.',
+    'moto answers UploadPart and CompleteMultipartUpload for an unknown upload id with 500; S3 answers 404 NoSuchUpload.',
   'js:checksum/bad-content-md5':
     'moto does not verify Content-MD5: it stores the body; S3 refuses it with 400 BadDigest.',
   'js:checksum/invalid-content-md5':

@@ -1,7 +1,7 @@
 /**
  * The AWS CLI (`aws` on PATH: v1 from pip or v2 from Debian's awscli), configured only through
  * the environment and a config file in a temp HOME: `aws s3 cp` up and down (a file above the
- * 8 MiB multipart threshold included), `aws s3 ls`, `aws s3 sync` both ways, `aws s3 rm
+ * 8 MiB multipart threshold included, downloaded with ranged GETs), `aws s3 ls`, `aws s3 sync` both ways, `aws s3 rm
  * --recursive`, `aws s3api head-object`.
  */
 import assert from 'node:assert/strict'
@@ -31,34 +31,25 @@ function parseLs(stdout: string): { files: Record<string, number>, dirs: string[
 
 const cases: ToolCase[] = [
   {
-    operation: 's3/cp-up-down',
-    async run(ctx) {
-      const src = join(ctx.dir, 'shard.bin')
-      const data = await writePayload(src, `${ctx.runId}/${ctx.prefix}`, 300 * 1024 + 1)
-      await ctx.run(['s3', 'cp', '--no-progress', src, url(ctx, `${ctx.prefix}shard.bin`)])
-      const obj = await readObject(ctx.s3, ctx.bucket, `${ctx.prefix}shard.bin`)
-      assert.deepEqual(obj, { size: data.length, etag: md5Etag(data), sha256: sha256(data) }, 'object written by aws s3 cp')
-      const dst = join(ctx.dir, 'back.bin')
-      await ctx.run(['s3', 'cp', '--no-progress', url(ctx, `${ctx.prefix}shard.bin`), dst])
-      assert.deepEqual((await treeDigest(ctx.dir))['back.bin'], sha256(data), 'file downloaded by aws s3 cp')
-    },
-  },
-  {
-    operation: 's3/cp-multipart',
+    operation: 's3/cp',
     timeoutMs: 120_000,
     async run(ctx) {
-      const src = join(ctx.dir, 'big.bin')
-      const size = 9 * MiB + 3
-      const data = await writePayload(src, `${ctx.runId}/${ctx.prefix}`, size)
-      // Above the CLI's default 8 MiB threshold: 8 MiB parts.
-      await ctx.run(['s3', 'cp', '--no-progress', src, url(ctx, `${ctx.prefix}big.bin`)], { timeoutMs: 110_000 })
-      const obj = await readObject(ctx.s3, ctx.bucket, `${ctx.prefix}big.bin`)
-      assert.equal(obj.size, size, 'size')
-      assert.equal(obj.etag, multipartEtag([data.subarray(0, 8 * MiB), data.subarray(8 * MiB)]), 'ETag of a 2-part upload')
-      assert.equal(obj.sha256, sha256(data), 'sha256')
-      const dst = join(ctx.dir, 'back.bin')
-      await ctx.run(['s3', 'cp', '--no-progress', url(ctx, `${ctx.prefix}big.bin`), dst], { timeoutMs: 110_000 })
-      assert.equal((await treeDigest(ctx.dir))['back.bin'], sha256(data), 'file downloaded (ranged GETs)')
+      const up = join(ctx.dir, 'up')
+      const seed = `${ctx.runId}/${ctx.prefix}`
+      const small = await writePayload(join(up, 'small.bin'), `${seed}small`, 300 * 1024 + 1)
+      // Above the CLI's default 8 MiB threshold: a multipart upload of 8 MiB parts.
+      const big = await writePayload(join(up, 'big.bin'), `${seed}big`, 9 * MiB + 3)
+      await ctx.run(['s3', 'cp', '--no-progress', join(up, 'small.bin'), url(ctx, `${ctx.prefix}small.bin`)])
+      await ctx.run(['s3', 'cp', '--no-progress', join(up, 'big.bin'), url(ctx, `${ctx.prefix}big.bin`)], { timeoutMs: 110_000 })
+      assert.deepEqual(await readObject(ctx.s3, ctx.bucket, `${ctx.prefix}small.bin`),
+        { size: small.length, etag: md5Etag(small), sha256: sha256(small) }, 'the small object: size, MD5 ETag, bytes')
+      assert.deepEqual(await readObject(ctx.s3, ctx.bucket, `${ctx.prefix}big.bin`),
+        { size: big.length, etag: multipartEtag([big.subarray(0, 8 * MiB), big.subarray(8 * MiB)]), sha256: sha256(big) },
+        'the large object: size, ETag of a 2-part upload, bytes')
+      // Down, recursively: the large object with ranged GETs.
+      const down = join(ctx.dir, 'down')
+      await ctx.run(['s3', 'cp', '--no-progress', '--recursive', url(ctx, ctx.prefix), down], { timeoutMs: 110_000 })
+      assert.deepEqual(await treeDigest(down), await treeDigest(up), 'the files aws s3 cp downloaded')
     },
   },
   {

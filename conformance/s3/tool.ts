@@ -1,6 +1,6 @@
 /**
  * Command-line clients (aws, s3cmd, rclone): what a tool case is, how a tool is found and run,
- * and how its cases are run one after another, each with its own temp directory. A tool that is
+ * and how its cases are run, each with its own temp directory and key prefix. A tool that is
  * not installed makes its cases `skip`. Every tool runs with a temp HOME and a config the suite
  * writes, so nothing of the user's is read.
  */
@@ -105,7 +105,9 @@ export interface ToolRunOptions {
   onResult(r: CaseResult): void
 }
 
-/** Runs every case of `tool` in order; returns the version seen, or null if the tool is missing. */
+const TOOL_CONCURRENCY = 2
+
+/** Runs every case of `tool`; returns the version seen, or null if the tool is missing. */
 export async function runToolCases(tool: ToolClient, opts: ToolRunOptions): Promise<string | null> {
   const cases = tool.cases.filter((c) => (opts.filter ?? (() => true))(caseId(tool.name, c.operation)))
   if (cases.length === 0) return null
@@ -118,7 +120,7 @@ export async function runToolCases(tool: ToolClient, opts: ToolRunOptions): Prom
       for (const c of cases) opts.onResult({ client: tool.name, operation: c.operation, status: 'skip', ms: 0, error: v.missing })
       return null
     }
-    for (const c of cases) {
+    const runOne = async (c: ToolCase): Promise<CaseResult> => {
       const dir = await mkdtemp(join(home, 'case-'))
       const ctx: ToolContext = {
         endpoint: opts.endpoint,
@@ -140,14 +142,25 @@ export async function runToolCases(tool: ToolClient, opts: ToolRunOptions): Prom
       const t0 = performance.now()
       try {
         await withTimeout(c.timeoutMs ?? 90_000, c.operation, c.run(ctx))
-        opts.onResult({ client: tool.name, operation: c.operation, status: 'pass', ms: performance.now() - t0 })
+        return { client: tool.name, operation: c.operation, status: 'pass', ms: performance.now() - t0 }
       } catch (err) {
         const skip = err instanceof SkipCase
-        opts.onResult({ client: tool.name, operation: c.operation, status: skip ? 'skip' : 'fail', ms: performance.now() - t0, error: skip ? err.message : describeError(err) })
+        return { client: tool.name, operation: c.operation, status: skip ? 'skip' : 'fail', ms: performance.now() - t0, error: skip ? err.message : describeError(err) }
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
     }
+    // Cases are independent (own prefix, own directory): two at a time, since most of a case is
+    // the tool starting up. Results are reported in case order.
+    const done: Array<CaseResult | undefined> = []
+    let reported = 0
+    await mapLimit(cases, TOOL_CONCURRENCY, async (c, i) => {
+      done[i] = await runOne(c)
+      for (let r = done[reported]; r !== undefined; r = done[reported]) {
+        opts.onResult(r)
+        reported++
+      }
+    })
     return v.version
   } finally {
     await rm(home, { recursive: true, force: true })
@@ -171,4 +184,16 @@ export async function treeDigest(dir: string): Promise<Record<string, string>> {
     out[relative(dir, p)] = createHash('sha256').update(await readFile(p)).digest('hex')
   }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      await fn(items[i] as T, i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }
