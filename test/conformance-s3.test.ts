@@ -14,7 +14,7 @@ import type { CaseResult } from '../conformance/s3/case.js'
 import { runBuckets } from '../conformance/s3/cleanup.js'
 import { s3Client, type S3Endpoint } from '../conformance/s3/endpoint.js'
 import { jsCases } from '../conformance/s3/js-cases.js'
-import { listPythonOperations } from '../conformance/s3/python-cases.js'
+import { listPythonOperations, PYTHON_SCRIPTS } from '../conformance/s3/python-cases.js'
 import { formatReport } from '../conformance/s3/report.js'
 import { DEFAULT_PYTHON, runSuite, TOOLS, type SuiteReport } from '../conformance/s3/suite.js'
 import { startGateway } from './helpers/gateway.js'
@@ -96,8 +96,10 @@ async function checkReport(t: Test, report: SuiteReport, endpoint: S3Endpoint): 
   }
   const ran = (client: string): string[] => report.results.filter((r: CaseResult) => r.client === client).map((r) => r.operation)
   t.same(ran('js').filter((op) => op !== 'cleanup'), jsCases.map((c) => c.operation), 'every JS case ran')
-  const pythonOps = await listPythonOperations(DEFAULT_PYTHON)
-  if (pythonOps && !ran('python').includes('*')) t.same(ran('python').sort(), [...pythonOps].sort(), 'every Python case ran')
+  const pythonOps = await Promise.all(PYTHON_SCRIPTS.map((script) => listPythonOperations(DEFAULT_PYTHON, script)))
+  if (pythonOps.every((ops) => ops !== undefined) && !ran('python').includes('*')) {
+    t.same(ran('python').sort(), pythonOps.flat().sort(), 'every Python case ran')
+  }
   for (const tool of Object.values(TOOLS)) t.same(ran(tool.name), tool.cases.map((c) => c.operation), `every ${tool.name} case ran or was skipped`)
   const s3 = s3Client(endpoint)
   try {

@@ -2,7 +2,7 @@
  * The S3 endpoint under test, and the clients every part of the suite builds from it: path-style
  * addressing, the endpoint's keys, and otherwise the SDK's defaults.
  */
-import { S3Client } from '@aws-sdk/client-s3'
+import { S3Client, type BucketLocationConstraint, type CreateBucketCommandInput } from '@aws-sdk/client-s3'
 
 export interface S3Endpoint {
   /** `http://127.0.0.1:<port>`: path-style requests go to `<url>/<bucket>/<key>`. */
@@ -55,6 +55,14 @@ export function s3Client(ep: S3Endpoint, credentials?: { accessKeyId: string, se
 
 /** The SDK's default logger is silent but for one console warning per failed stream upload. */
 const QUIET = { trace() {}, debug() {}, info() {}, warn() {}, error() {} }
+
+/**
+ * CreateBucket input for the endpoint's region: outside us-east-1 S3 wants the region named in a
+ * CreateBucketConfiguration.
+ */
+export function createBucketInput(ep: S3Endpoint, bucket: string): CreateBucketCommandInput {
+  return ep.region === 'us-east-1' ? { Bucket: bucket } : { Bucket: bucket, CreateBucketConfiguration: { LocationConstraint: ep.region as BucketLocationConstraint } }
+}
 
 /**
  * The environment for a child process (Python, CLIs): this process's, without any AWS_* setting

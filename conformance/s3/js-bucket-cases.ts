@@ -9,13 +9,14 @@ import {
   HeadBucketCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand,
 } from '@aws-sdk/client-s3'
 import { expectS3Error, type JsCase } from './case.js'
+import { createBucketInput } from './endpoint.js'
 
 export const jsBucketCases: JsCase[] = [
   {
     operation: 'bucket/create-head-list-delete',
     async run(ctx) {
       const name = `${ctx.runId}-b1`
-      const created = await ctx.s3.send(new CreateBucketCommand({ Bucket: name }))
+      const created = await ctx.s3.send(new CreateBucketCommand(createBucketInput(ctx.endpoint, name)))
       assert.equal(created.$metadata.httpStatusCode, 200, 'CreateBucket status')
       const head = await ctx.s3.send(new HeadBucketCommand({ Bucket: name }))
       assert.equal(head.$metadata.httpStatusCode, 200, 'HeadBucket status')
@@ -45,7 +46,7 @@ export const jsBucketCases: JsCase[] = [
     async run(ctx) {
       // S3 answers 409 BucketAlreadyOwnedByYou in every region but us-east-1, where re-creating a
       // bucket one owns is 200 OK (legacy behaviour, documented with the error code).
-      const again = (): Promise<unknown> => ctx.s3.send(new CreateBucketCommand({ Bucket: ctx.bucket }))
+      const again = (): Promise<unknown> => ctx.s3.send(new CreateBucketCommand(createBucketInput(ctx.endpoint, ctx.bucket)))
       if (ctx.endpoint.region === 'us-east-1') {
         const r = await again() as { $metadata: { httpStatusCode?: number } }
         assert.equal(r.$metadata.httpStatusCode, 200, 'CreateBucket of an owned bucket in us-east-1')
@@ -60,7 +61,7 @@ export const jsBucketCases: JsCase[] = [
     operation: 'bucket/not-empty',
     async run(ctx) {
       const name = `${ctx.runId}-b2`
-      await ctx.s3.send(new CreateBucketCommand({ Bucket: name }))
+      await ctx.s3.send(new CreateBucketCommand(createBucketInput(ctx.endpoint, name)))
       await ctx.s3.send(new PutObjectCommand({ Bucket: name, Key: 'step_100/.metadata', Body: 'index' }))
       await expectS3Error('DeleteBucket with an object in it', ctx.s3.send(new DeleteBucketCommand({ Bucket: name })), 409, 'BucketNotEmpty')
       const still = await ctx.s3.send(new GetObjectCommand({ Bucket: name, Key: 'step_100/.metadata' }))
@@ -85,7 +86,7 @@ export const jsBucketCases: JsCase[] = [
     operation: 'bucket/invalid-name',
     async run(ctx) {
       for (const bad of ['Upper-Case-Bucket', 'under_score', 'ab']) {
-        await expectS3Error(`CreateBucket ${bad}`, ctx.s3.send(new CreateBucketCommand({ Bucket: bad })), 400, 'InvalidBucketName')
+        await expectS3Error(`CreateBucket ${bad}`, ctx.s3.send(new CreateBucketCommand(createBucketInput(ctx.endpoint, bad))), 400, 'InvalidBucketName')
       }
     },
   },

@@ -14,6 +14,12 @@ import { cleanEnv, ENV, type S3Endpoint } from './endpoint.js'
 
 export const PYTHON_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'python_cases.py')
 
+/**
+ * Every Python case script the suite runs, one after another; each prints operation names of its
+ * own (they share the `python` column). A feature's script is added here.
+ */
+export const PYTHON_SCRIPTS: readonly string[] = [PYTHON_SCRIPT]
+
 export interface PythonRunOptions {
   endpoint: S3Endpoint
   bucket: string

@@ -110,6 +110,8 @@ export const rclone: ToolClient = {
         [`${r}REGION`]: ep.region,
         [`${r}ENDPOINT`]: ep.url,
         [`${r}FORCE_PATH_STYLE`]: 'true',
+        // rclone creates the bucket it copies into if it can; outside us-east-1 S3 wants the region named.
+        ...(ep.region === 'us-east-1' ? {} : { [`${r}LOCATION_CONSTRAINT`]: ep.region }),
       }),
       args: [],
     }

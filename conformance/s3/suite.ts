@@ -10,9 +10,9 @@ import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3'
 import { awscli } from './awscli-cases.js'
 import { caseId, describeError, SkipCase, withTimeout, type CaseResult, type CaseStatus, type JsContext } from './case.js'
 import { deleteRunBuckets } from './cleanup.js'
-import { s3Client, type S3Endpoint } from './endpoint.js'
+import { createBucketInput, s3Client, type S3Endpoint } from './endpoint.js'
 import { jsCases } from './js-cases.js'
-import { listPythonOperations, runPythonCases, type PythonEnv, type PythonRun } from './python-cases.js'
+import { listPythonOperations, PYTHON_SCRIPTS, runPythonCases, type PythonEnv, type PythonRun } from './python-cases.js'
 import { rclone } from './rclone-cases.js'
 import { s3cmd } from './s3cmd-cases.js'
 import { runToolCases, type ToolClient } from './tool.js'
@@ -82,7 +82,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
 
   try {
     try {
-      await s3.send(new CreateBucketCommand({ Bucket: bucket }))
+      await s3.send(new CreateBucketCommand(createBucketInput(ep, bucket)))
     } catch (err) {
       record({ client: 'js', operation: 'setup', status: 'fail', ms: Date.now() - started, error: `CreateBucket ${bucket}: ${describeError(err)}` })
       return finish()
@@ -127,20 +127,23 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   async function pythonLane(): Promise<void> {
     if (opts.python === false) return
     const interpreter = opts.python ?? DEFAULT_PYTHON
-    // The script owns its list of operations; a filter is applied to that list.
-    const ops = opts.filter ? await listPythonOperations(interpreter) : undefined
-    const only = ops?.filter((op) => accept(caseId('python', op)))
-    if (only?.length === 0) return
-    const run: PythonRun = await runPythonCases({
-      endpoint: ep,
-      bucket,
-      python: interpreter,
-      prefix: 'python/',
-      timeoutMs: PYTHON_TIMEOUT_MS,
-      onResult: record,
-      ...(only ? { only } : {}),
-    })
-    clients.python = run.env
+    for (const script of PYTHON_SCRIPTS) {
+      // The script owns its list of operations; a filter is applied to that list.
+      const ops = opts.filter ? await listPythonOperations(interpreter, script) : undefined
+      const only = ops?.filter((op) => accept(caseId('python', op)))
+      if (only?.length === 0) continue
+      const run: PythonRun = await runPythonCases({
+        endpoint: ep,
+        bucket,
+        python: interpreter,
+        script,
+        prefix: 'python/',
+        timeoutMs: PYTHON_TIMEOUT_MS,
+        onResult: record,
+        ...(only ? { only } : {}),
+      })
+      clients.python ??= run.env
+    }
   }
 
   async function toolLane(name: ToolName, tool: ToolClient): Promise<void> {
