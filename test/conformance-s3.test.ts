@@ -57,18 +57,8 @@ export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
     'moto cannot route an unsigned request to S3 (403 with an empty HTML body); S3 answers 403 AccessDenied in XML.',
 }
 
-/** The gateway's known differences from S3: each one is a gateway bug to fix, not a choice. */
-export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
-  // gateway bug: CreateBucket of a bucket one owns answers 409 BucketAlreadyOwnedByYou in
-  // us-east-1 too; S3 (and moto) answer 200 there (409 is right in every other region).
-  'js:bucket/create-existing': 'CreateBucket of an owned bucket in us-east-1 is 409 BucketAlreadyOwnedByYou, not 200.',
-  // gateway bug: PutObject with If-Match on a key that has no object answers 412
-  // PreconditionFailed; S3 (and moto) answer 404 NoSuchKey.
-  'js:put/if-match-missing-key': 'If-Match PutObject on a missing key is 412 PreconditionFailed, not 404 NoSuchKey.',
-  // gateway bug: the NoSuchKey error body has <Resource> but no <Key>; S3 (and moto) name the
-  // key in <Key>, which boto3 returns as Error.Key.
-  'python:get/no-such-key-names-key': 'the NoSuchKey error body has no <Key> element.',
-}
+/** The gateway's known differences from S3 (none: each one found was a bug, and was fixed). */
+export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {}
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 

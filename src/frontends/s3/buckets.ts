@@ -1,3 +1,4 @@
+import { isCacheError } from '../../errors.js'
 import type { S3Context } from './context.js'
 import { intParam, invalidArgument, readSmallBody } from './context.js'
 import { directoryBucketZone, isDirectoryBucket, validateDirectoryBucketName } from './directory-buckets.js'
@@ -80,7 +81,12 @@ function checkBucketConfiguration (bucket: string, body: Buffer): void {
 export async function createBucket (ctx: S3Context): Promise<void> {
   validateBucketName(ctx.bucket)
   checkBucketConfiguration(ctx.bucket, await readSmallBody(ctx.raw, 64 * 1024))
-  await ctx.service.createContainer(ctx.bucket, {})
+  try {
+    await ctx.service.createContainer(ctx.bucket, {})
+  } catch (err) {
+    // us-east-1 answers its owner's repeated CreateBucket with 200, every other region with 409.
+    if (!(isCacheError(err, 'CC_ERR_CONTAINER_EXISTS') && ctx.auth.region === 'us-east-1' && !isDirectoryBucket(ctx.bucket))) throw err
+  }
   ctx.reply.header('location', `/${ctx.bucket}`)
   ctx.reply.code(200).send()
 }

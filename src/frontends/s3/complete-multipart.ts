@@ -7,7 +7,7 @@ import type { ObjectChecksums } from '../../core/types.js'
 import { readSmallBody, type S3Context } from './context.js'
 import { isDirectoryBucket } from './directory-buckets.js'
 import { S3Error } from './errors.js'
-import { conditionsFromHeaders, quoteEtag } from './headers.js'
+import { quoteEtag, writeConditions } from './headers.js'
 import { checksumElement, uploadIdParam, uploadState, type StagedPart, type UploadRecord } from './multipart.js'
 import { uploadChecksum, type UploadChecksum } from './multipart-ids.js'
 import { S3_NS, XML_DECL, el, escapeXml, malformedXml, rootElement } from './xml.js'
@@ -131,7 +131,7 @@ export async function completeMultipartUpload (ctx: S3Context): Promise<void> {
   }
   const md5s = createHash('md5')
   for (const p of parts) md5s.update(Buffer.from(p.md5, 'hex'))
-  const conditions = conditionsFromHeaders(ctx.raw.headers)
+  const conditions = writeConditions(ctx)
   const meta = await ctx.service.commitBlocks({
     container: ctx.bucket,
     name: ctx.key,

@@ -43,6 +43,9 @@ export function headCopySource (ctx: S3Context): { bucket: string, key: string, 
     return { ...src, meta: ctx.service.head(src.bucket, src.key, conditionsFromHeaders(headers, 'x-amz-copy-source-')) }
   } catch (err) {
     if (isCacheError(err, 'CC_ERR_NOT_MODIFIED')) throw new CacheError('CC_ERR_CONDITION_NOT_MET')
+    // The error names the source, not the request's own bucket and key.
+    if (isCacheError(err, 'CC_ERR_OBJECT_NOT_FOUND')) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: src.key })
+    if (isCacheError(err, 'CC_ERR_CONTAINER_NOT_FOUND')) throw new S3Error(404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: src.bucket })
     throw err
   }
 }

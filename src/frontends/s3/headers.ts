@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify'
 import { conditionsFromHeaders as readConditions } from '../shared/conditions.js'
 import type { Conditions, ContentHeaders, ObjectMeta, UserMetadata } from '../../core/types.js'
 import { S3Error } from './errors.js'
-import { header } from './context.js'
+import { header, type S3Context } from './context.js'
 
 const META_PREFIX = 'x-amz-meta-'
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
@@ -40,6 +40,16 @@ export function setMetadataHeaders (reply: FastifyReply, metadata: UserMetadata)
 /** If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (or their `x-amz-copy-source-` forms); S3 ignores a date it cannot parse. */
 export function conditionsFromHeaders (headers: IncomingHttpHeaders, prefix = ''): Conditions | undefined {
   return readConditions(headers, prefix, () => undefined)
+}
+
+/**
+ * The preconditions of a write (PutObject, an append, CompleteMultipartUpload, CopyObject's
+ * destination). S3 answers If-Match on a key with no object 404 NoSuchKey, not 412.
+ */
+export function writeConditions (ctx: S3Context): Conditions | undefined {
+  const conditions = conditionsFromHeaders(ctx.raw.headers)
+  if (conditions?.ifMatch !== undefined) ctx.service.head(ctx.bucket, ctx.key)
+  return conditions
 }
 
 /** Content headers of a write (PutObject, CreateMultipartUpload, CopyObject REPLACE). */

@@ -6,7 +6,7 @@ import { header, invalidArgument, readSmallBody, type S3Context } from './contex
 import { headCopySource } from './copy-source.js'
 import { isDirectoryBucket } from './directory-buckets.js'
 import { S3Error } from './errors.js'
-import { conditionsFromHeaders, contentHeadersFrom, httpDate, metadataFromHeaders, quoteEtag, requestMd5 } from './headers.js'
+import { conditionsFromHeaders, contentHeadersFrom, httpDate, metadataFromHeaders, quoteEtag, requestMd5, writeConditions } from './headers.js'
 import { S3_NS, XML_DECL, el, escapeXml, isoTime, malformedXml, rootElement } from './xml.js'
 
 /** S3 keys: 1–1024 bytes of UTF-8. */
@@ -27,7 +27,7 @@ export async function putObject (ctx: S3Context): Promise<void> {
   }
   const content = contentHeadersFrom(headers)
   const metadata = metadataFromHeaders(headers)
-  const conditions = conditionsFromHeaders(headers)
+  const conditions = writeConditions(ctx)
   const { body, size, expect } = requestPayload(ctx)
   const { meta, checksums } = await ctx.service.putObject({
     container: ctx.bucket,
@@ -66,7 +66,7 @@ async function appendObject (ctx: S3Context, writeOffset: string): Promise<void>
   if (!/^\d+$/.test(writeOffset) || !Number.isSafeInteger(offset)) {
     throw invalidArgument('x-amz-write-offset-bytes must be a non-negative integer', 'x-amz-write-offset-bytes', writeOffset)
   }
-  const conditions = conditionsFromHeaders(headers)
+  const conditions = writeConditions(ctx)
   const content = contentHeadersFrom(headers)
   const metadata = metadataFromHeaders(headers)
   const { body, size, expect } = requestPayload(ctx)
@@ -160,7 +160,7 @@ export async function copyObject (ctx: S3Context): Promise<void> {
   if (directive === 'COPY' && srcBucket === ctx.bucket && srcKey === ctx.key) {
     throw new S3Error(400, 'InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
   }
-  const conditions = conditionsFromHeaders(headers)
+  const conditions = writeConditions(ctx)
   const meta = await ctx.service.copyObject({
     source,
     container: ctx.bucket,

@@ -54,6 +54,14 @@ function sendError (err: unknown, request: FastifyRequest, reply: FastifyReply):
     return
   }
   const path = (req.url ?? '/').split('?')[0] ?? '/'
+  // S3 names the missing key or bucket (boto3 exposes them as Error['Key'] / Error['BucketName']).
+  if (e.code === 'NoSuchKey' || e.code === 'NoSuchBucket') {
+    try {
+      const target = parseTarget(req.url ?? '/')
+      if (e.code === 'NoSuchKey' && target.key !== '') e.detail = { Key: target.key, ...e.detail }
+      if (e.code === 'NoSuchBucket' && target.bucket !== '') e.detail = { BucketName: target.bucket, ...e.detail }
+    } catch {}
+  }
   let body = `${XML_DECL}<Error>${el('Code', e.code)}${el('Message', e.message)}`
   for (const [k, v] of Object.entries(e.detail)) if (/^[A-Za-z][A-Za-z0-9-]*$/.test(k)) body += el(k, v)
   body += `${el('Resource', safeDecode(path))}${el('RequestId', request.id)}</Error>`

@@ -34,7 +34,10 @@ t.teardown(async () => { s3?.destroy(); await gw?.stop() })
 
 t.test('buckets: create, head, location, list, BucketNotEmpty, delete', async (t) => {
   await s3.send(new CreateBucketCommand({ Bucket: 'scratch' }))
-  await s3Error(t, s3.send(new CreateBucketCommand({ Bucket: 'scratch' })), 'BucketAlreadyOwnedByYou', 409)
+  t.equal((await s3.send(new CreateBucketCommand({ Bucket: 'scratch' }))).$metadata.httpStatusCode, 200, 'us-east-1: an owned bucket is created again with 200')
+  const euWest = new S3Client({ endpoint: gw.s3Endpoint, region: 'eu-west-1', forcePathStyle: true, maxAttempts: 1, credentials: { accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey } })
+  t.teardown(() => euWest.destroy())
+  await s3Error(t, euWest.send(new CreateBucketCommand({ Bucket: 'scratch' })), 'BucketAlreadyOwnedByYou', 409)
   await s3Error(t, s3.send(new CreateBucketCommand({ Bucket: 'Bad_Name' })), 'InvalidBucketName', 400)
   t.equal((await s3.send(new HeadBucketCommand({ Bucket: 'scratch' }))).$metadata.httpStatusCode, 200)
   await s3Error(t, s3.send(new HeadBucketCommand({ Bucket: 'nope' })), 'NotFound', 404)
