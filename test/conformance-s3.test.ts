@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import type { CaseResult } from '../conformance/s3/case.js'
 import { runBuckets } from '../conformance/s3/cleanup.js'
 import { s3Client, type S3Endpoint } from '../conformance/s3/endpoint.js'
+import { directoryClient, listDirectoryBuckets } from '../conformance/s3/express.js'
 import { jsCases } from '../conformance/s3/js-cases.js'
 import { listPythonOperations, PYTHON_SCRIPTS } from '../conformance/s3/python-cases.js'
 import { formatReport } from '../conformance/s3/report.js'
@@ -55,10 +56,44 @@ export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
     'moto accepts any access key id; S3 answers 403 InvalidAccessKeyId.',
   'js:auth/anonymous':
     'moto cannot route an unsigned request to S3 (403 with an empty HTML body); S3 answers 403 AccessDenied in XML.',
+  // Directory buckets: moto has no CreateSession (GET /<bucket>?session is a bucket listing, or 404
+  // NoSuchBucket before the bucket exists), and both SDKs open a session before CreateBucket on a
+  // custom endpoint, so not one directory bucket can be created; each case fails at its CreateBucket.
+  'js:express/bucket-create-head-list-delete':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket); nor does it know HeadBucket locations or ListDirectoryBuckets (it lists every bucket).',
+  'js:express/put-get-head-delete':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and would give MD5 ETags where S3 gives opaque ones.',
+  'js:express/list-v2-delimiter':
+    "moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and takes any delimiter where S3 allows only '/' there.",
+  'js:express/multipart-upload':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket) to upload into.',
+  'js:express/multipart-consecutive-parts':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and completes uploads whose part numbers skip one.',
+  'js:express/append':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and ignores WriteOffsetBytes (overwrites, never InvalidWriteOffset).',
+  'js:express/session-read-only':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), so it has no ReadOnly sessions either.',
+  'js:express/session-expiry':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), so it returns no session credentials.',
+  'python:express/bucket-create-head-delete':
+    'moto cannot create a directory bucket: boto3 opens a session first and moto has no CreateSession (404 NoSuchBucket).',
+  'python:express/list-directory-buckets':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and lists general purpose buckets as directory buckets.',
+  'python:express/put-get-list-delete':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and would give MD5 ETags and take any delimiter.',
+  'python:express/upload-file-multipart':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket) for upload_file to write into.',
+  'python:express/append':
+    'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and ignores WriteOffsetBytes.',
 }
 
-/** The gateway's known differences from S3 (none: each one found was a bug, and was fixed). */
-export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {}
+/** The gateway's known differences from S3: each one is a bug. */
+export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
+  // gateway bug: boto3 sends ListDirectoryBuckets as `GET /` without `x-id`, signed for service
+  // s3express; the gateway routes it as ListBuckets and answers the general purpose buckets.
+  'python:express/list-directory-buckets':
+    'boto3 list_directory_buckets() (GET / signed for s3express) gets ListBuckets\' general purpose buckets, not the directory buckets.',
+}
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -92,10 +127,13 @@ async function checkReport(t: Test, report: SuiteReport, endpoint: S3Endpoint): 
   }
   for (const tool of Object.values(TOOLS)) t.same(ran(tool.name), tool.cases.map((c) => c.operation), `every ${tool.name} case ran or was skipped`)
   const s3 = s3Client(endpoint)
+  const directories = directoryClient(endpoint)
   try {
     t.same(await runBuckets(s3, report.bucket), [], 'the run deleted every bucket it made')
+    t.same(await listDirectoryBuckets(directories, report.bucket), [], 'and every directory bucket')
   } finally {
     s3.destroy()
+    directories.destroy()
   }
   t.ok(report.ok, 'suite verdict ok')
 }

@@ -9,6 +9,7 @@ import { jsChecksumCases } from './js-checksum-cases.js'
 import { jsConditionalCases } from './js-conditional-cases.js'
 import { jsCopyCases } from './js-copy-cases.js'
 import { jsDeleteCases } from './js-delete-cases.js'
+import { jsExpressCases } from './js-express-cases.js'
 import { jsListingCases } from './js-listing-cases.js'
 import { jsMultipartCases } from './js-multipart-cases.js'
 import { jsObjectCases } from './js-object-cases.js'
@@ -23,4 +24,5 @@ export const jsCases: readonly JsCase[] = [
   ...jsMultipartCases,
   ...jsChecksumCases,
   ...jsAuthCases,
+  ...jsExpressCases,
 ]

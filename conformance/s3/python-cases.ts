@@ -18,7 +18,7 @@ export const PYTHON_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'pyth
  * Every Python case script the suite runs, one after another; each prints operation names of its
  * own (they share the `python` column). A feature's script is added here.
  */
-export const PYTHON_SCRIPTS: readonly string[] = [PYTHON_SCRIPT]
+export const PYTHON_SCRIPTS: readonly string[] = [PYTHON_SCRIPT, join(dirname(PYTHON_SCRIPT), 'python_express_cases.py')]
 
 export interface PythonRunOptions {
   endpoint: S3Endpoint
