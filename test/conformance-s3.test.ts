@@ -87,13 +87,8 @@ export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
     'moto cannot create a directory bucket (no CreateSession: 404 NoSuchBucket), and ignores WriteOffsetBytes.',
 }
 
-/** The gateway's known differences from S3: each one is a bug. */
-export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
-  // gateway bug: boto3 sends ListDirectoryBuckets as `GET /` without `x-id`, signed for service
-  // s3express; the gateway routes it as ListBuckets and answers the general purpose buckets.
-  'python:express/list-directory-buckets':
-    'boto3 list_directory_buckets() (GET / signed for s3express) gets ListBuckets\' general purpose buckets, not the directory buckets.',
-}
+/** The gateway's known differences from S3 (none: each one found was a bug, and was fixed). */
+export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {}
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 

@@ -57,11 +57,11 @@ const ROUTES = new Map<string, Route>([
   ['DELETE object uploadId', { op: 'AbortMultipartUpload', handler: abortMultipartUpload }]
 ])
 
-export function resolveRoute (method: string, target: Target, headers: IncomingHttpHeaders): Route {
+export function resolveRoute (method: string, target: Target, headers: IncomingHttpHeaders, signingService = 's3'): Route {
   let sub: string = SUBRESOURCES.find((name) => target.query.has(name)) ?? ''
   let level: ResourceLevel = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object'
-  // ListDirectoryBuckets is `GET /` too; the SDKs name it in `x-id`.
-  if (level === 'service' && (target.query.get('x-id') === 'ListDirectoryBuckets' || target.query.has('max-directory-buckets'))) sub = 'directory'
+  // ListDirectoryBuckets is `GET /` too, signed for `s3express` (the JS SDK also names it in `x-id`).
+  if (level === 'service' && (signingService === 's3express' || target.query.get('x-id') === 'ListDirectoryBuckets' || target.query.has('max-directory-buckets'))) sub = 'directory'
   if (level === 'object' && target.key === '/' && BUCKET_SUBRESOURCES.has(sub)) {
     level = 'bucket'
     target.key = ''

@@ -147,7 +147,7 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
     const auth = verifySigV4({ method: request.method, url, headers: raw.headers, rawHeaders: raw.rawHeaders, now: new Date() }, lookup)
     if (auth === undefined) throw new S3Error(403, 'AccessDenied', 'Access Denied')
     const target = parseTarget(url)
-    const route = resolveRoute(request.method, target, raw.headers)
+    const route = resolveRoute(request.method, target, raw.headers, auth.service)
     if (session !== undefined) authorizeSession(session, target.bucket, route, request.method)
     request.log.debug({ op: route.op, bucket: target.bucket, service: auth.service, session: session !== undefined }, 's3 request')
     const ac = new AbortController()
