@@ -53,19 +53,10 @@ export interface PutObjectInput {
   md5Etag?: boolean
 }
 
-export interface AppendObjectInput {
-  container: string
-  name: string
+/** Content headers and metadata apply only to an object the append creates; an existing object keeps its own. */
+export interface AppendObjectInput extends Omit<PutObjectInput, 'md5Etag'> {
   /** Where the body goes: must be the object's current size; 0 on a missing object creates it. */
   offset: number
-  body: Readable
-  size: number
-  /** Content headers and metadata of an object the append creates; an existing object keeps its own. */
-  content: ContentHeaders
-  metadata: UserMetadata
-  conditions?: Conditions
-  expect?: ExpectedChecksums
-  signal?: AbortSignal
 }
 
 export interface StageBlockInput {

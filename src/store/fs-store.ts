@@ -268,56 +268,64 @@ export class FsStore implements LocalStore {
 
   async commitObject (container: string, name: string, data: Ingested, write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta> {
     const hash = objectHash(container, name)
-    let reserved = data.reserved
-    let moved = false
-    try {
-      return await this.#lock.run(hash, async () => {
-        const state = this.#container(container)
-        const current = state.objects.get(name)
-        precheck(current)
-        const dir = await this.#ensureDir(hash)
-        const file = blobExtentName(nextGen())
-        await rename(data.path, join(dir, file))
-        moved = true
-        const meta = this.#newMeta(container, name, current, write, [{ file, size: data.size }], false)
-        await this.#commitMeta(hash, meta)
-        this.#capacity.unreserve(reserved)
-        reserved = 0
-        await this.#afterCommit(hash, current, meta)
-        return meta
-      })
-    } finally {
-      if (!moved) await this.discard({ ...data, reserved })
-      else this.#capacity.unreserve(reserved)
-    }
+    return await this.#withIngested(hash, data, async (body) => {
+      const state = this.#container(container)
+      const current = state.objects.get(name)
+      precheck(current)
+      const dir = await this.#ensureDir(hash)
+      const file = blobExtentName(nextGen())
+      await body.place(dir, file)
+      const meta = this.#newMeta(container, name, current, write, [{ file, size: data.size }], false)
+      await this.#commitMeta(hash, meta)
+      body.charged()
+      await this.#afterCommit(hash, current, meta)
+      return meta
+    })
   }
 
   async appendObject (container: string, name: string, data: Ingested, append: AppendWrite, precheck: Precheck): Promise<ObjectMeta> {
     const hash = objectHash(container, name)
+    return await this.#withIngested(hash, data, async (body) => {
+      const current = this.#container(container).objects.get(name)
+      precheck(current)
+      // Checked here, under the lock: a concurrent append that committed first changed the size.
+      const size = current?.size ?? 0
+      if (append.offset !== size) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size, offset: append.offset } })
+      const parts = current === undefined ? 1 : partCount(current) + 1
+      if (parts > (this.#opts.maxParts ?? MAX_PARTS)) throw new CacheError('CC_ERR_TOO_MANY_PARTS', undefined, { detail: { parts: parts - 1 } })
+      // The previous version's extents are shared, not copied: only the appended bytes are new.
+      const file = blobExtentName(nextGen())
+      const extents = [...(current?.extents ?? []), { file, size: data.size }]
+      const meta: ObjectMeta = { ...this.#newMeta(container, name, current, append.write(current), extents, false), parts }
+      const dir = await this.#ensureDir(hash)
+      await body.place(dir, file)
+      await this.#commitMeta(hash, meta)
+      body.charged()
+      await this.#afterCommit(hash, current, meta)
+      return meta
+    })
+  }
+
+  /**
+   * Runs `fn` under the object's lock with an ingested body. `place(dir, file)` moves the body into
+   * the object's directory (from then on it is no longer discarded on failure); `charged()` hands
+   * its capacity reservation over to the committed or staged bytes. A body never placed is
+   * discarded; the reservation is released whatever happens.
+   */
+  async #withIngested<T> (hash: string, data: Ingested, fn: (body: { place (dir: string, file: string): Promise<void>, charged (): void }) => Promise<T>): Promise<T> {
     let reserved = data.reserved
     let moved = false
     try {
-      return await this.#lock.run(hash, async () => {
-        const current = this.#container(container).objects.get(name)
-        precheck(current)
-        // Checked here, under the lock: a concurrent append that committed first changed the size.
-        const size = current?.size ?? 0
-        if (append.offset !== size) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size, offset: append.offset } })
-        const parts = current === undefined ? 1 : partCount(current) + 1
-        if (parts > (this.#opts.maxParts ?? MAX_PARTS)) throw new CacheError('CC_ERR_TOO_MANY_PARTS', undefined, { detail: { parts: parts - 1 } })
-        // The previous version's extents are shared, not copied: only the appended bytes are new.
-        const file = blobExtentName(nextGen())
-        const extents = [...(current?.extents ?? []), { file, size: data.size }]
-        const meta: ObjectMeta = { ...this.#newMeta(container, name, current, append.write(current), extents, false), parts }
-        const dir = await this.#ensureDir(hash)
-        await rename(data.path, join(dir, file))
-        moved = true
-        await this.#commitMeta(hash, meta)
-        this.#capacity.unreserve(reserved)
-        reserved = 0
-        await this.#afterCommit(hash, current, meta)
-        return meta
-      })
+      return await this.#lock.run(hash, async () => await fn({
+        place: async (dir, file) => {
+          await rename(data.path, join(dir, file))
+          moved = true
+        },
+        charged: () => {
+          this.#capacity.unreserve(reserved)
+          reserved = 0
+        }
+      }))
     } finally {
       if (!moved) await this.discard({ ...data, reserved })
       else this.#capacity.unreserve(reserved)
@@ -326,43 +334,34 @@ export class FsStore implements LocalStore {
 
   async stageBlock (container: string, name: string, blockId: string, data: Ingested): Promise<StagedBlock> {
     const hash = objectHash(container, name)
-    let reserved = data.reserved
-    let moved = false
-    try {
-      return await this.#lock.run(hash, async () => {
-        this.#container(container)
-        let set = this.#staged.get(hash)
-        const previous = set?.blocks.get(blockId)
-        if (previous === undefined && (set?.blocks.size ?? 0) >= (this.#opts.maxStagedBlocks ?? MAX_STAGED_DEFAULT)) {
-          throw new CacheError('CC_ERR_BLOCK_COUNT_EXCEEDED')
-        }
-        const dir = await this.#ensureDir(hash)
-        if (set === undefined && !this.#byHash.has(hash)) {
-          await writeFileAtomic(this.#paths.tmp, join(dir, 'owner.json'), JSON.stringify({ container, name }))
-        }
-        const file = blockExtentName(nextGen(), blockId)
-        await rename(data.path, join(dir, file))
-        moved = true
-        await fsyncDir(dir)
-        const block: StagedBlock = { blockId, size: data.size, file, stagedMs: Date.now() }
-        if (set === undefined) {
-          set = { container, name, blocks: new Map() }
-          this.#staged.set(hash, set)
-        }
-        set.blocks.set(blockId, block)
-        this.#capacity.unreserve(reserved)
-        reserved = 0
-        this.#capacity.staged += block.size
-        if (previous !== undefined) {
-          this.#capacity.staged -= previous.size
-          await this.#pins.remove(join(dir, previous.file))
-        }
-        return block
-      })
-    } finally {
-      if (!moved) await this.discard({ ...data, reserved })
-      else this.#capacity.unreserve(reserved)
-    }
+    return await this.#withIngested(hash, data, async (body) => {
+      this.#container(container)
+      let set = this.#staged.get(hash)
+      const previous = set?.blocks.get(blockId)
+      if (previous === undefined && (set?.blocks.size ?? 0) >= (this.#opts.maxStagedBlocks ?? MAX_STAGED_DEFAULT)) {
+        throw new CacheError('CC_ERR_BLOCK_COUNT_EXCEEDED')
+      }
+      const dir = await this.#ensureDir(hash)
+      if (set === undefined && !this.#byHash.has(hash)) {
+        await writeFileAtomic(this.#paths.tmp, join(dir, 'owner.json'), JSON.stringify({ container, name }))
+      }
+      const file = blockExtentName(nextGen(), blockId)
+      await body.place(dir, file)
+      await fsyncDir(dir)
+      const block: StagedBlock = { blockId, size: data.size, file, stagedMs: Date.now() }
+      if (set === undefined) {
+        set = { container, name, blocks: new Map() }
+        this.#staged.set(hash, set)
+      }
+      set.blocks.set(blockId, block)
+      body.charged()
+      this.#capacity.staged += block.size
+      if (previous !== undefined) {
+        this.#capacity.staged -= previous.size
+        await this.#pins.remove(join(dir, previous.file))
+      }
+      return block
+    })
   }
 
   async commitBlocks (container: string, name: string, blocks: BlockRef[], write: ObjectWrite, precheck: Precheck): Promise<ObjectMeta> {

@@ -56,20 +56,31 @@ function page (ctx: S3Context, p: ListParams, start: { startAt?: string, startAf
   })
 }
 
-function contentsXml (meta: ObjectMeta, encode: (s: string) => string, owner: boolean): string {
-  return '<Contents>' + el('Key', encode(meta.name)) + el('LastModified', isoTime(meta.lastModifiedMs)) +
-    `<ETag>${escapeXml(quoteEtag(meta.etag))}</ETag>` + el('Size', meta.size) +
-    (owner ? '<Owner><ID>ckptcache</ID><DisplayName>ckptcache</DisplayName></Owner>' : '') +
-    '<StorageClass>STANDARD</StorageClass></Contents>'
+const OWNER_XML = '<Owner><ID>ckptcache</ID><DisplayName>ckptcache</DisplayName></Owner>'
+
+/** What every listed object has after its key (and version): time, ETag, size. */
+function objectFields (meta: ObjectMeta): string {
+  return el('LastModified', isoTime(meta.lastModifiedMs)) + `<ETag>${escapeXml(quoteEtag(meta.etag))}</ETag>` + el('Size', meta.size)
 }
 
-function entriesXml (result: StoreListPage, encode: (s: string) => string, owner: boolean): { xml: string, last: string | undefined } {
+function contentsXml (meta: ObjectMeta, encode: (s: string) => string, owner: boolean): string {
+  return '<Contents>' + el('Key', encode(meta.name)) + objectFields(meta) + (owner ? OWNER_XML : '') + '<StorageClass>STANDARD</StorageClass></Contents>'
+}
+
+/** ListObjectVersions: the one version of an unversioned object. */
+function versionXml (meta: ObjectMeta, encode: (s: string) => string): string {
+  return '<Version>' + el('Key', encode(meta.name)) + el('VersionId', 'null') + el('IsLatest', true) +
+    objectFields(meta) + OWNER_XML + '<StorageClass>STANDARD</StorageClass></Version>'
+}
+
+/** A page's objects (rendered by `object`) followed by its common prefixes; `last` is the page's last name. */
+function entriesXml (result: StoreListPage, encode: (s: string) => string, object: (meta: ObjectMeta) => string): { xml: string, last: string | undefined } {
   let xml = ''
   let prefixes = ''
   let last: string | undefined
   for (const e of result.entries) {
     if (e.kind === 'object') {
-      xml += contentsXml(e.meta, encode, owner)
+      xml += object(e.meta)
       last = e.meta.name
     } else {
       prefixes += `<CommonPrefixes>${el('Prefix', encode(e.name))}</CommonPrefixes>`
@@ -93,7 +104,8 @@ export async function listObjectsV2 (ctx: S3Context): Promise<void> {
   }
   const startAfter = q.get('start-after') ?? undefined
   const result = page(ctx, p, { ...(startAt === undefined ? {} : { startAt }), ...(startAfter === undefined || startAt !== undefined ? {} : { startAfter }) })
-  const { xml: entries } = entriesXml(result, p.encode, q.get('fetch-owner') === 'true')
+  const owner = q.get('fetch-owner') === 'true'
+  const { xml: entries } = entriesXml(result, p.encode, (m) => contentsXml(m, p.encode, owner))
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix))
   if (token !== null) xml += el('ContinuationToken', token)
   if (startAfter !== undefined) xml += el('StartAfter', p.encode(startAfter))
@@ -113,7 +125,7 @@ export async function listObjectsV1 (ctx: S3Context): Promise<void> {
   const p = listParams(ctx)
   const marker = q.get('marker') ?? ''
   const result = page(ctx, p, marker === '' ? {} : { startAfter: marker })
-  const { xml: entries, last } = entriesXml(result, p.encode, true)
+  const { xml: entries, last } = entriesXml(result, p.encode, (m) => contentsXml(m, p.encode, true))
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('Marker', p.encode(marker))
   if (result.next !== undefined && p.delimiter !== '' && last !== undefined) xml += el('NextMarker', p.encode(last))
@@ -134,27 +146,13 @@ export async function listObjectVersions (ctx: S3Context): Promise<void> {
   const p = listParams(ctx)
   const keyMarker = q.get('key-marker') ?? ''
   const result = page(ctx, p, keyMarker === '' ? {} : { startAfter: keyMarker })
-  let versions = ''
-  let prefixes = ''
-  let last: string | undefined
-  for (const e of result.entries) {
-    if (e.kind === 'object') {
-      const m = e.meta
-      versions += '<Version>' + el('Key', p.encode(m.name)) + el('VersionId', 'null') + el('IsLatest', true) + el('LastModified', isoTime(m.lastModifiedMs)) +
-        `<ETag>${escapeXml(quoteEtag(m.etag))}</ETag>` + el('Size', m.size) + '<Owner><ID>ckptcache</ID><DisplayName>ckptcache</DisplayName></Owner>' +
-        '<StorageClass>STANDARD</StorageClass></Version>'
-      last = m.name
-    } else {
-      prefixes += `<CommonPrefixes>${el('Prefix', p.encode(e.name))}</CommonPrefixes>`
-      last = e.name
-    }
-  }
+  const { xml: entries, last } = entriesXml(result, p.encode, (m) => versionXml(m, p.encode))
   let xml = `${XML_DECL}<ListVersionsResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('KeyMarker', p.encode(keyMarker)) + el('VersionIdMarker', q.get('version-id-marker') ?? '')
   if (result.next !== undefined && last !== undefined) xml += el('NextKeyMarker', p.encode(last)) + el('NextVersionIdMarker', 'null')
   xml += el('MaxKeys', p.maxKeys)
   if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
   if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
-  xml += el('IsTruncated', result.next !== undefined) + versions + prefixes + '</ListVersionsResult>'
+  xml += el('IsTruncated', result.next !== undefined) + entries + '</ListVersionsResult>'
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }

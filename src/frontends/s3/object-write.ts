@@ -16,34 +16,38 @@ export function validateKey (key: string): void {
   }
 }
 
-/** PutObject: PUT /<bucket>/<key>. The ETag is the content's MD5 (hex), as S3 clients expect. */
+/**
+ * PutObject: PUT /<bucket>/<key>. The ETag is the content's MD5 (hex), as S3 clients expect,
+ * except in directory buckets, where it is opaque (as in S3 Express): there a large body's MD5
+ * is computed after the acknowledgement.
+ *
+ * With `x-amz-write-offset-bytes: N` (directory buckets only) the body is appended to the
+ * object, whose size must be N (0 creates it); the answer also has the new size
+ * (`x-amz-object-size`). Content headers and `x-amz-meta-*` apply only to an object the
+ * append creates.
+ */
 export async function putObject (ctx: S3Context): Promise<void> {
   validateKey(ctx.key)
   const { headers } = ctx.raw
-  const writeOffset = header(headers, 'x-amz-write-offset-bytes')
-  if (writeOffset !== undefined) {
-    await appendObject(ctx, writeOffset)
-    return
-  }
-  const content = contentHeadersFrom(headers)
-  const metadata = metadataFromHeaders(headers)
+  const offset = appendOffset(ctx)
   const conditions = writeConditions(ctx)
   const { body, size, expect } = requestPayload(ctx)
-  const { meta, checksums } = await ctx.service.putObject({
+  const input = {
     container: ctx.bucket,
     name: ctx.key,
     body,
     size,
-    content,
-    metadata,
+    content: contentHeadersFrom(headers),
+    metadata: metadataFromHeaders(headers),
     ...(conditions === undefined ? {} : { conditions }),
     expect,
-    signal: ctx.signal,
-    // S3 ETags are the content MD5, except in directory buckets, where they are opaque (as in
-    // S3 Express): there a large body's MD5 is computed after the acknowledgement.
-    md5Etag: !isDirectoryBucket(ctx.bucket)
-  })
+    signal: ctx.signal
+  }
+  const { meta, checksums } = offset === undefined
+    ? await ctx.service.putObject({ ...input, md5Etag: !isDirectoryBucket(ctx.bucket) })
+    : await ctx.service.appendObject({ ...input, offset })
   ctx.reply.header('etag', quoteEtag(meta.etag))
+  if (offset !== undefined) ctx.reply.header('x-amz-object-size', String(meta.size))
   if (checksums.additional !== undefined) {
     ctx.reply.header(checksumHeaderName(checksums.additional.algorithm), checksums.additional.value.toString('base64'))
     ctx.reply.header('x-amz-checksum-type', 'FULL_OBJECT')
@@ -51,44 +55,18 @@ export async function putObject (ctx: S3Context): Promise<void> {
   ctx.reply.code(200).send()
 }
 
-/**
- * PutObject with `x-amz-write-offset-bytes: N` (S3 Express One Zone directory buckets): appends the
- * body to the object, whose size must be N (0 creates it). The answer has the new version's
- * (opaque) ETag, its size (`x-amz-object-size`) and the appended part's checksum, if one was sent.
- * Content headers and `x-amz-meta-*` apply only to an object the append creates.
- */
-async function appendObject (ctx: S3Context, writeOffset: string): Promise<void> {
-  const { headers } = ctx.raw
+/** `x-amz-write-offset-bytes`, if the request is an append: a directory bucket's only. */
+function appendOffset (ctx: S3Context): number | undefined {
+  const value = header(ctx.raw.headers, 'x-amz-write-offset-bytes')
+  if (value === undefined) return undefined
   if (!isDirectoryBucket(ctx.bucket)) {
     throw new S3Error(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'x-amz-write-offset-bytes' })
   }
-  const offset = Number(writeOffset)
-  if (!/^\d+$/.test(writeOffset) || !Number.isSafeInteger(offset)) {
-    throw invalidArgument('x-amz-write-offset-bytes must be a non-negative integer', 'x-amz-write-offset-bytes', writeOffset)
+  const offset = Number(value)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(offset)) {
+    throw invalidArgument('x-amz-write-offset-bytes must be a non-negative integer', 'x-amz-write-offset-bytes', value)
   }
-  const conditions = writeConditions(ctx)
-  const content = contentHeadersFrom(headers)
-  const metadata = metadataFromHeaders(headers)
-  const { body, size, expect } = requestPayload(ctx)
-  const { meta, checksums } = await ctx.service.appendObject({
-    container: ctx.bucket,
-    name: ctx.key,
-    offset,
-    body,
-    size,
-    content,
-    metadata,
-    ...(conditions === undefined ? {} : { conditions }),
-    expect,
-    signal: ctx.signal
-  })
-  ctx.reply.header('etag', quoteEtag(meta.etag))
-  ctx.reply.header('x-amz-object-size', String(meta.size))
-  if (checksums.additional !== undefined) {
-    ctx.reply.header(checksumHeaderName(checksums.additional.algorithm), checksums.additional.value.toString('base64'))
-    ctx.reply.header('x-amz-checksum-type', 'FULL_OBJECT')
-  }
-  ctx.reply.code(200).send()
+  return offset
 }
 
 /** DeleteObject: DELETE /<bucket>/<key>; 204 whether or not the key existed (unless a condition was given). */
