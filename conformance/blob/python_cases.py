@@ -14,43 +14,17 @@ Uses the standard library and the SDK only, so it runs on Debian's /usr/bin/pyth
 python3-azure.
 """
 
-import argparse
 import hashlib
-import json
 import os
-import platform
 import sys
-import time
-import traceback
 
-CASES = []
+# The shared harness lives in conformance/shared; no __pycache__ is left in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared"))
+from case_harness import Registry, check, data, equal, main  # noqa: E402
 
-
-def case(operation):
-    def register(fn):
-        CASES.append((operation, fn))
-        return fn
-    return register
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def data(size):
-    return os.urandom(size)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def equal(got, want, what):
-    if got != want:
-        g, w = repr(got), repr(want)
-        raise AssertionError("%s: got %s, want %s" % (what, g[:200], w[:200]))
+CASES = Registry()
+case = CASES.case
 
 
 class Ctx:
@@ -212,50 +186,24 @@ def properties(ctx, op):
     equal((cs.content_type, cs.cache_control), ("text/plain", "max-age=60"), "set_http_headers")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true", help="print the operations as a JSON array and exit")
-    ap.add_argument("--container")
-    ap.add_argument("--prefix", default="py/")
-    ap.add_argument("--only", default="", help="comma-separated operations to run (default all)")
-    args = ap.parse_args()
-    if args.list:
-        emit([op for op, _ in CASES])
-        return
-    if not args.container:
-        ap.error("--container is required")
-    only = set(filter(None, args.only.split(",")))
-    cases = [(op, fn) for op, fn in CASES if not only or op in only]
+def sdk_versions():
+    import azure.storage.blob as sdk
+    return {"sdk": sdk.__version__}
 
-    try:
-        import azure.storage.blob as sdk
-    except ImportError as e:
-        emit({"event": "env", "python": platform.python_version(), "sdk": None})
-        for op, _ in cases:
-            emit({"operation": op, "status": "skip", "ms": 0, "error": "azure-storage-blob not importable: %s" % e})
-        return
-    emit({"event": "env", "python": platform.python_version(), "sdk": sdk.__version__})
 
+def connect(args):
     conn_str = os.environ.get("CKPTCACHE_CONFORMANCE_CONNECTION_STRING")
     if not conn_str:
         sys.stderr.write("CKPTCACHE_CONFORMANCE_CONNECTION_STRING is not set\n")
         sys.exit(2)
-    ctx = Ctx(conn_str, args.container, args.prefix)
-    for op, fn in cases:
-        t0 = time.monotonic()
-        try:
-            fn(ctx, op)
-            emit({"operation": op, "status": "pass", "ms": round((time.monotonic() - t0) * 1000, 1)})
-        except Exception as e:  # noqa: BLE001 - every failure becomes a result line
-            code = getattr(e, "error_code", None)
-            status = getattr(getattr(e, "response", None), "status_code", None)
-            prefix = "%s %s: " % (status, code) if status else ""
-            msg = (str(e).splitlines() or [""])[0]
-            emit({"operation": op, "status": "fail", "ms": round((time.monotonic() - t0) * 1000, 1),
-                  "error": (prefix + type(e).__name__ + ": " + msg)[:300]})
-            if os.environ.get("CKPTCACHE_CONFORMANCE_DEBUG"):
-                traceback.print_exc()
+    return Ctx(conn_str, args.container, args.prefix), None
+
+
+def failure_of(e):
+    """The HTTP status and Azure error code of an azure-core HttpResponseError."""
+    return getattr(getattr(e, "response", None), "status_code", None), getattr(e, "error_code", None)
 
 
 if __name__ == "__main__":
-    main()
+    main(CASES, target="container", default_prefix="py/", sdk_name="azure-storage-blob",
+         sdk_versions=sdk_versions, connect=connect, failure_of=failure_of)

@@ -11,8 +11,7 @@
  * (comma- or space-separated). The connection string is read from the environment only, so the
  * key never shows in a process list.
  */
-import { writeFile } from 'node:fs/promises'
-import { parseArgs } from 'node:util'
+import { runConformanceCli, UsageError } from '../shared/cli.js'
 import { formatReport } from './report.js'
 import { DEFAULT_PYTHON, runSuite } from './suite.js'
 
@@ -27,51 +26,15 @@ const USAGE = `usage: node --import tsx conformance/blob/run.ts [options]
   --no-python         leave the Python client out
   --quiet             no progress lines on stderr`
 
-async function main(): Promise<number> {
-  let args
-  try {
-    args = parseArgs({
-      options: {
-        json: { type: 'string' },
-        'expect-fail': { type: 'string', multiple: true },
-        only: { type: 'string', multiple: true },
-        python: { type: 'string' },
-        'no-python': { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
-    return 2
-  }
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`)
-    return 0
-  }
-  const connectionString = process.env.CKPTCACHE_CONFORMANCE_CONNECTION_STRING
-  if (!connectionString) {
-    process.stderr.write(`CKPTCACHE_CONFORMANCE_CONNECTION_STRING is not set\n${USAGE}\n`)
-    return 2
-  }
-  const expectedFailures = [
-    ...(process.env.CKPTCACHE_CONFORMANCE_EXPECTED_FAILURES ?? '').split(/[\s,]+/),
-    ...(args['expect-fail'] ?? []).flatMap((v) => v.split(',')),
-  ].map((s) => s.trim()).filter(Boolean)
-  const only = args.only ?? []
-
-  const report = await runSuite({
-    connectionString,
-    expectedFailures,
-    ...(only.length > 0 ? { filter: (id: string) => only.some((o) => id.includes(o)) } : {}),
-    python: args['no-python'] ? false : (args.python ?? process.env.CKPTCACHE_CONFORMANCE_PYTHON ?? DEFAULT_PYTHON),
-    ...(args.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
-  })
-  process.stdout.write(`${formatReport(report)}\n`)
-  if (args.json) await writeFile(args.json, `${JSON.stringify({ ...report, expectedFailures }, null, 2)}\n`)
-  return report.ok ? 0 : 1
-}
-
-process.exitCode = await main()
+process.exitCode = await runConformanceCli({
+  usage: USAGE,
+  options: {},
+  expectedFailuresEnv: 'CKPTCACHE_CONFORMANCE_EXPECTED_FAILURES',
+  defaultPython: process.env.CKPTCACHE_CONFORMANCE_PYTHON ?? DEFAULT_PYTHON,
+  async run(_args, common) {
+    const connectionString = process.env.CKPTCACHE_CONFORMANCE_CONNECTION_STRING
+    if (!connectionString) throw new UsageError('CKPTCACHE_CONFORMANCE_CONNECTION_STRING is not set')
+    return runSuite({ connectionString, ...common })
+  },
+  format: formatReport,
+})

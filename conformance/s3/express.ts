@@ -7,10 +7,10 @@
 import { AssertionError } from 'node:assert'
 import { isIP } from 'node:net'
 import {
-  AbortMultipartUploadCommand, CreateBucketCommand, CreateSessionCommand, DeleteBucketCommand, DeleteObjectCommand, ListMultipartUploadsCommand,
-  paginateListDirectoryBuckets, paginateListObjectsV2, S3Client, type CreateSessionCommandOutput, type S3ClientConfig,
+  CreateBucketCommand, CreateSessionCommand, paginateListDirectoryBuckets, S3Client, type CreateSessionCommandOutput, type S3ClientConfig,
 } from '@aws-sdk/client-s3'
 import { SkipCase } from './case.js'
+import { emptyAndDeleteBucket } from './cleanup.js'
 import type { S3Endpoint } from './endpoint.js'
 
 /** An Availability Zone of us-east-1 (the suite's default region), as directory bucket names carry it. */
@@ -151,23 +151,6 @@ export async function listDirectoryBuckets(s3: S3Client, prefix = ''): Promise<s
   return names
 }
 
-/** Aborts the bucket's open uploads, deletes its objects one by one, then the bucket. */
-export async function removeDirectoryBucket(s3: S3Client, bucket: string): Promise<void> {
-  for (let round = 0; round < 10; round++) {
-    const { Uploads } = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))
-    if (!Uploads?.length) break
-    for (const u of Uploads) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }))
-  }
-  const keys: string[] = []
-  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket })) {
-    for (const c of page.Contents ?? []) keys.push(c.Key ?? '')
-  }
-  for (let i = 0; i < keys.length; i += 8) {
-    await Promise.all(keys.slice(i, i + 8).map((Key) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key }))))
-  }
-  await s3.send(new DeleteBucketCommand({ Bucket: bucket }))
-}
-
 /**
  * Runs `fn` on a directory bucket made for it (`<runId>-<tag>--use1-az4--x-s3`) with a
  * directory client that records what it sends, then removes the bucket. When `fn` fails, its
@@ -187,10 +170,10 @@ export async function withDirectoryBucket(
     try {
       await fn(s3, bucket, sent)
     } catch (err) {
-      await removeDirectoryBucket(s3, bucket).catch(() => {})
+      await emptyAndDeleteBucket(s3, bucket).catch(() => {})
       throw err
     }
-    await removeDirectoryBucket(s3, bucket)
+    await emptyAndDeleteBucket(s3, bucket)
   } finally {
     s3.destroy()
   }

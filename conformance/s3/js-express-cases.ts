@@ -16,9 +16,10 @@ import {
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { expectS3Error, type JsCase } from './case.js'
+import { emptyAndDeleteBucket } from './cleanup.js'
 import { hashStream, KiB, md5Etag, MiB, payload, payloadSha256, payloadStream, readAll } from './data.js'
 import {
-  createDirectoryBucketCommand, directoryBucketName, directoryClient, listDirectoryBuckets, removeDirectoryBucket, sessionClient,
+  createDirectoryBucketCommand, directoryBucketName, directoryClient, listDirectoryBuckets, sessionClient,
   withDirectoryBucket, ZONE, type SentRequest,
 } from './express.js'
 
@@ -76,7 +77,7 @@ export const jsExpressCases: JsCase[] = [
         await expectS3Error('HeadBucket after delete', s3.send(new HeadBucketCommand({ Bucket: bucket })), 404)
         assert.ok(!(await listDirectoryBuckets(s3)).includes(bucket), 'ListDirectoryBuckets no longer includes it')
       } finally {
-        if (created) await removeDirectoryBucket(s3, bucket).catch(() => {})
+        if (created) await emptyAndDeleteBucket(s3, bucket).catch(() => {})
         s3.destroy()
       }
     },

@@ -15,42 +15,22 @@ CRC32 with every upload) but two settings: path-style addressing, and one attemp
 single 5xx is a finding, not a retry.
 """
 
-import argparse
 import base64
 import hashlib
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
-import traceback
 import zlib
 
-CASES = []
+# The shared harness lives in conformance/shared; no __pycache__ is left in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared"))
+from case_harness import Registry, data, equal, main  # noqa: E402
+
+CASES = Registry()
+case = CASES.case
 MiB = 1024 * 1024
-
-
-def case(operation):
-    def register(fn):
-        CASES.append((operation, fn))
-        return fn
-    return register
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def data(size):
-    return os.urandom(size)
-
-
-def equal(got, want, what):
-    if got != want:
-        g, w = repr(got), repr(want)
-        raise AssertionError("%s: got %s, want %s" % (what, g[:200], w[:200]))
+ENDPOINT_ENV = ("CKPTCACHE_CONFORMANCE_S3_ENDPOINT", "CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY", "CKPTCACHE_CONFORMANCE_S3_SECRET_KEY")
 
 
 def md5_etag(body):
@@ -77,20 +57,27 @@ def expect_error(what, fn, status, code):
     raise AssertionError("%s: expected %d %s, got success" % (what, status, code))
 
 
+def boto3_client(**config):
+    """A boto3 S3 client for the endpoint under test (from the environment) with boto3's defaults
+    but one attempt per call, so a single 5xx is a finding, not a retry; `config`: more botocore
+    Config settings."""
+    import boto3
+    from botocore.config import Config
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["CKPTCACHE_CONFORMANCE_S3_ENDPOINT"],
+        aws_access_key_id=os.environ["CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["CKPTCACHE_CONFORMANCE_S3_SECRET_KEY"],
+        region_name=os.environ.get("CKPTCACHE_CONFORMANCE_S3_REGION") or "us-east-1",
+        config=Config(retries={"total_max_attempts": 1}, **config),
+    )
+
+
 class Ctx:
     def __init__(self, bucket, prefix):
-        import boto3
-        from botocore.config import Config
         self.bucket = bucket
         self.prefix = prefix
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=os.environ["CKPTCACHE_CONFORMANCE_S3_ENDPOINT"],
-            aws_access_key_id=os.environ["CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY"],
-            aws_secret_access_key=os.environ["CKPTCACHE_CONFORMANCE_S3_SECRET_KEY"],
-            region_name=os.environ.get("CKPTCACHE_CONFORMANCE_S3_REGION") or "us-east-1",
-            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-        )
+        self.s3 = boto3_client(s3={"addressing_style": "path"})
 
     def key(self, op, leaf):
         return "%s%s/%s" % (self.prefix, op, leaf)
@@ -233,52 +220,31 @@ def no_such_bucket(ctx, op):
     expect_error("head_bucket of a missing bucket", lambda: ctx.s3.head_bucket(Bucket=missing), 404, "404")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true", help="print the operations as a JSON array and exit")
-    ap.add_argument("--bucket")
-    ap.add_argument("--prefix", default="python/")
-    ap.add_argument("--only", default="", help="comma-separated operations to run (default all)")
-    args = ap.parse_args()
-    if args.list:
-        emit([op for op, _ in CASES])
-        return
-    if not args.bucket:
-        ap.error("--bucket is required")
-    only = set(filter(None, args.only.split(",")))
-    cases = [(op, fn) for op, fn in CASES if not only or op in only]
+def boto3_versions():
+    import boto3
+    import botocore
+    return {"sdk": boto3.__version__, "botocore": botocore.__version__}
 
-    try:
-        import boto3
-        import botocore
-    except ImportError as e:
-        emit({"event": "env", "python": platform.python_version(), "sdk": None})
-        for op, _ in cases:
-            emit({"operation": op, "status": "skip", "ms": 0, "error": "boto3 not importable: %s" % e})
-        return
-    emit({"event": "env", "python": platform.python_version(), "sdk": boto3.__version__, "botocore": botocore.__version__})
 
-    for name in ("CKPTCACHE_CONFORMANCE_S3_ENDPOINT", "CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY", "CKPTCACHE_CONFORMANCE_S3_SECRET_KEY"):
+def require_endpoint_env():
+    """Exits 2 naming the first endpoint variable that is not set."""
+    for name in ENDPOINT_ENV:
         if not os.environ.get(name):
             sys.stderr.write("%s is not set\n" % name)
             sys.exit(2)
-    ctx = Ctx(args.bucket, args.prefix)
-    for op, fn in cases:
-        t0 = time.monotonic()
-        try:
-            fn(ctx, op)
-            emit({"operation": op, "status": "pass", "ms": round((time.monotonic() - t0) * 1000, 1)})
-        except Exception as e:  # noqa: BLE001 - every failure becomes a result line
-            response = getattr(e, "response", None) or {}
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = response.get("Error", {}).get("Code")
-            prefix = "%s %s: " % (status, code) if status else ""
-            msg = (str(e).splitlines() or [""])[0]
-            emit({"operation": op, "status": "fail", "ms": round((time.monotonic() - t0) * 1000, 1),
-                  "error": (prefix + type(e).__name__ + ": " + msg)[:300]})
-            if os.environ.get("CKPTCACHE_CONFORMANCE_DEBUG"):
-                traceback.print_exc()
+
+
+def boto_failure(e):
+    """The HTTP status and S3 error code of a botocore ClientError."""
+    response = getattr(e, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode"), response.get("Error", {}).get("Code")
+
+
+def connect(args):
+    require_endpoint_env()
+    return Ctx(args.bucket, args.prefix), None
 
 
 if __name__ == "__main__":
-    main()
+    main(CASES, target="bucket", default_prefix="python/", sdk_name="boto3",
+         sdk_versions=boto3_versions, connect=connect, failure_of=boto_failure)

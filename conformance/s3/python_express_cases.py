@@ -12,30 +12,24 @@ and signs object requests with them (service s3express, x-amz-s3session-token), 
 check on the requests botocore sent.
 """
 
-import argparse
 import contextlib
 import hashlib
 import ipaddress
 import os
-import platform
 import re
 import sys
 import tempfile
-import time
-import traceback
 import urllib.parse
 
-from python_cases import MiB, data, emit, equal, expect_error, md5_etag
+# The shared harness lives in conformance/shared; no __pycache__ is left in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared"))
+from case_harness import Registry, data, equal, main  # noqa: E402
+from python_cases import MiB, boto3_client, boto3_versions, boto_failure, expect_error, md5_etag, require_endpoint_env  # noqa: E402
 
-CASES = []
+CASES = Registry()
+case = CASES.case
 ZONE = "use1-az4"  # an Availability Zone of us-east-1, the suite's default region
-
-
-def case(operation):
-    def register(fn):
-        CASES.append((operation, fn))
-        return fn
-    return register
 
 
 def directory_bucket_name(base, tag):
@@ -49,17 +43,8 @@ def directory_bucket_name(base, tag):
 
 class Ctx:
     def __init__(self, base):
-        import boto3
-        from botocore.config import Config
         self.base = base
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=os.environ["CKPTCACHE_CONFORMANCE_S3_ENDPOINT"],
-            aws_access_key_id=os.environ["CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY"],
-            aws_secret_access_key=os.environ["CKPTCACHE_CONFORMANCE_S3_SECRET_KEY"],
-            region_name=os.environ.get("CKPTCACHE_CONFORMANCE_S3_REGION") or "us-east-1",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
+        self.s3 = boto3_client()
         self.sent = []  # (operation, signing service, has x-amz-s3session-token)
         self.s3.meta.events.register("before-send.s3", self._record)
 
@@ -207,57 +192,18 @@ def ip_endpoint(url):
         return "botocore addresses directory buckets path-style only on an IP endpoint, not %s" % host
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true", help="print the operations as a JSON array and exit")
-    ap.add_argument("--bucket", help="the run's bucket; directory bucket names start with it")
-    ap.add_argument("--prefix", default="python/", help="unused: every case has a bucket of its own")
-    ap.add_argument("--only", default="", help="comma-separated operations to run (default all)")
-    args = ap.parse_args()
-    if args.list:
-        emit([op for op, _ in CASES])
-        return
-    if not args.bucket:
-        ap.error("--bucket is required")
-    only = set(filter(None, args.only.split(",")))
-    cases = [(op, fn) for op, fn in CASES if not only or op in only]
-
-    try:
-        import boto3
-        import botocore
-    except ImportError as e:
-        emit({"event": "env", "python": platform.python_version(), "sdk": None})
-        for op, _ in cases:
-            emit({"operation": op, "status": "skip", "ms": 0, "error": "boto3 not importable: %s" % e})
-        return
-    emit({"event": "env", "python": platform.python_version(), "sdk": boto3.__version__, "botocore": botocore.__version__})
-
-    for name in ("CKPTCACHE_CONFORMANCE_S3_ENDPOINT", "CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY", "CKPTCACHE_CONFORMANCE_S3_SECRET_KEY"):
-        if not os.environ.get(name):
-            sys.stderr.write("%s is not set\n" % name)
-            sys.exit(2)
+def connect(args):
+    require_endpoint_env()
     why_not = ip_endpoint(os.environ["CKPTCACHE_CONFORMANCE_S3_ENDPOINT"])
-    ctx = Ctx(args.bucket)
-    for op, fn in cases:
-        if why_not:
-            emit({"operation": op, "status": "skip", "ms": 0, "error": why_not})
-            continue
-        t0 = time.monotonic()
-        ctx.sent = []
-        try:
-            fn(ctx, op)
-            emit({"operation": op, "status": "pass", "ms": round((time.monotonic() - t0) * 1000, 1)})
-        except Exception as e:  # noqa: BLE001 - every failure becomes a result line
-            response = getattr(e, "response", None) or {}
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = response.get("Error", {}).get("Code")
-            prefix = "%s %s: " % (status, code) if status else ""
-            msg = (str(e).splitlines() or [""])[0]
-            emit({"operation": op, "status": "fail", "ms": round((time.monotonic() - t0) * 1000, 1),
-                  "error": (prefix + type(e).__name__ + ": " + msg)[:300]})
-            if os.environ.get("CKPTCACHE_CONFORMANCE_DEBUG"):
-                traceback.print_exc()
+    return Ctx(args.bucket), why_not
+
+
+def forget_sent(ctx):
+    ctx.sent = []
 
 
 if __name__ == "__main__":
-    main()
+    main(CASES, target="bucket", default_prefix="python/", sdk_name="boto3",
+         sdk_versions=boto3_versions, connect=connect, failure_of=boto_failure,
+         target_help="the run's bucket; directory bucket names start with it",
+         prefix_help="unused: every case has a bucket of its own", before_case=forget_sent)

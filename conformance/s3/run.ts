@@ -14,8 +14,7 @@
  * (comma- or space-separated). The keys are read from the environment only, so they never show
  * in a process list.
  */
-import { writeFile } from 'node:fs/promises'
-import { parseArgs } from 'node:util'
+import { runConformanceCli, UsageError } from '../shared/cli.js'
 import { endpointFromEnv } from './endpoint.js'
 import { formatReport } from './report.js'
 import { DEFAULT_PYTHON, runSuite, type ToolName } from './suite.js'
@@ -37,65 +36,29 @@ const USAGE = `usage: node --import tsx conformance/s3/run.ts [options]
                       leave that tool out (a tool that is not installed is skipped anyway)
   --quiet             no progress lines on stderr`
 
-async function main(): Promise<number> {
-  let args
-  try {
-    args = parseArgs({
-      options: {
-        json: { type: 'string' },
-        'expect-fail': { type: 'string', multiple: true },
-        only: { type: 'string', multiple: true },
-        python: { type: 'string' },
-        'no-python': { type: 'boolean' },
-        aws: { type: 'string' },
-        'no-awscli': { type: 'boolean' },
-        s3cmd: { type: 'string' },
-        'no-s3cmd': { type: 'boolean' },
-        rclone: { type: 'string' },
-        'no-rclone': { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
-    return 2
-  }
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`)
-    return 0
-  }
-  const endpoint = endpointFromEnv(process.env)
-  if ('missing' in endpoint) {
-    process.stderr.write(`${endpoint.missing.join(', ')} ${endpoint.missing.length === 1 ? 'is' : 'are'} not set\n${USAGE}\n`)
-    return 2
-  }
-  const expectedFailures = [
-    ...(process.env.CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES ?? '').split(/[\s,]+/),
-    ...(args['expect-fail'] ?? []).flatMap((v) => v.split(',')),
-  ].map((s) => s.trim()).filter(Boolean)
-  const only = args.only ?? []
-  const tool = (off: boolean | undefined, command: string | undefined): string | false | undefined => (off ? false : command)
-  const tools: Partial<Record<ToolName, string | false>> = {}
-  for (const [name, value] of [['awscli', tool(args['no-awscli'], args.aws)], ['s3cmd', tool(args['no-s3cmd'], args.s3cmd)], ['rclone', tool(args['no-rclone'], args.rclone)]] as const) {
-    if (value !== undefined) tools[name] = value
-  }
-
-  // The SDK's notice about future Node versions is not a finding.
-  process.removeAllListeners('warning')
-  const report = await runSuite({
-    endpoint,
-    expectedFailures,
-    ...(only.length > 0 ? { filter: (id: string) => only.some((o) => id.includes(o)) } : {}),
-    python: args['no-python'] ? false : (args.python ?? DEFAULT_PYTHON),
-    tools,
-    ...(args.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
-  })
-  process.stdout.write(`${formatReport(report)}\n`)
-  if (args.json) await writeFile(args.json, `${JSON.stringify({ ...report, expectedFailures }, null, 2)}\n`)
-  return report.ok ? 0 : 1
-}
-
-process.exitCode = await main()
+process.exitCode = await runConformanceCli({
+  usage: USAGE,
+  options: {
+    aws: { type: 'string' },
+    'no-awscli': { type: 'boolean' },
+    s3cmd: { type: 'string' },
+    'no-s3cmd': { type: 'boolean' },
+    rclone: { type: 'string' },
+    'no-rclone': { type: 'boolean' },
+  },
+  expectedFailuresEnv: 'CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES',
+  defaultPython: DEFAULT_PYTHON,
+  async run(args, common) {
+    const endpoint = endpointFromEnv(process.env)
+    if ('missing' in endpoint) throw new UsageError(`${endpoint.missing.join(', ')} ${endpoint.missing.length === 1 ? 'is' : 'are'} not set`)
+    const tool = (off: boolean | undefined, command: string | undefined): string | false | undefined => (off ? false : command)
+    const tools: Partial<Record<ToolName, string | false>> = {}
+    for (const [name, value] of [['awscli', tool(args['no-awscli'], args.aws)], ['s3cmd', tool(args['no-s3cmd'], args.s3cmd)], ['rclone', tool(args['no-rclone'], args.rclone)]] as const) {
+      if (value !== undefined) tools[name] = value
+    }
+    // The SDK's notice about future Node versions is not a finding.
+    process.removeAllListeners('warning')
+    return runSuite({ endpoint, ...common, tools })
+  },
+  format: formatReport,
+})

@@ -7,12 +7,16 @@
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3'
+import { caseId } from '../shared/case-result.js'
+import { createRecorder } from '../shared/result-recorder.js'
+import { runCase } from '../shared/run-case.js'
+import type { CommonSuiteOptions, CommonSuiteReport } from '../shared/suite-contract.js'
 import { awscli } from './awscli-cases.js'
-import { caseId, describeError, SkipCase, withTimeout, type CaseResult, type CaseStatus, type ClientName, type JsContext } from './case.js'
+import { describeError, type ClientName, type JsContext } from './case.js'
 import { deleteRunBuckets } from './cleanup.js'
 import { createBucketInput, s3Client, type S3Endpoint } from './endpoint.js'
 import { jsCases } from './js-cases.js'
-import { listPythonOperations, PYTHON_SCRIPTS, runPythonCases, type PythonEnv, type PythonRun } from './python-cases.js'
+import { PYTHON_SCRIPTS, runPythonCases, type PythonEnv } from './python-cases.js'
 import { rclone } from './rclone-cases.js'
 import { s3cmd } from './s3cmd-cases.js'
 import { runToolCases, type ToolClient } from './tool.js'
@@ -22,32 +26,18 @@ export type ToolName = 'awscli' | 's3cmd' | 'rclone'
 /** The command-line clients, in the order they run. */
 export const TOOLS: Readonly<Record<ToolName, ToolClient>> = { awscli, s3cmd, rclone }
 
-export interface SuiteOptions {
+export interface SuiteOptions extends CommonSuiteOptions {
   endpoint: S3Endpoint
-  /** Case ids (`js:get/range-416`) expected to fail here; see `caseId`. */
-  expectedFailures?: Iterable<string>
-  /** Runs only the cases whose id this accepts. */
-  filter?: (id: string) => boolean
-  /** Python interpreter with boto3 (default: `python3` on PATH), or false to leave Python out. */
-  python?: string | false
   /** Per tool: the command to run it with (default its name on PATH), or false to leave it out. */
   tools?: Partial<Record<ToolName, string | false>>
-  /** Progress lines (one per finished case). */
-  log?: (line: string) => void
 }
 
-export interface SuiteReport {
+export interface SuiteReport extends CommonSuiteReport<ClientName> {
   endpoint: string
   region: string
   bucket: string
-  startedAt: string
-  ms: number
   /** Client versions; a tool that is missing is null. */
   clients: { js: { sdk: string }, python?: PythonEnv } & Partial<Record<ToolName, string | null>>
-  results: CaseResult[]
-  counts: Record<CaseStatus, number>
-  /** No `fail` and no `xpass` (an expected failure that passed means the list is stale). */
-  ok: boolean
 }
 
 export const DEFAULT_PYTHON = 'python3'
@@ -57,28 +47,15 @@ const jsSdkVersion = (createRequire(import.meta.url)('@aws-sdk/client-s3/package
 
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const started = Date.now()
-  const expected = new Set(opts.expectedFailures ?? [])
   const accept = opts.filter ?? (() => true)
-  const log = opts.log ?? (() => {})
   const ep = opts.endpoint
   const s3 = s3Client(ep)
   const runId = `cc-conf-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`
   const bucket = runId
 
-  const results: CaseResult[] = []
+  const recorder = createRecorder<ClientName>(opts)
+  const { record, results } = recorder
   const clients: SuiteReport['clients'] = { js: { sdk: jsSdkVersion } }
-  const record = (r: CaseResult): void => {
-    const id = caseId(r.client, r.operation)
-    if (expected.has(id)) {
-      if (r.status === 'fail') r.status = 'xfail'
-      else if (r.status === 'pass') {
-        r.status = 'xpass'
-        r.error = 'listed as an expected failure but passed'
-      }
-    }
-    results.push(r)
-    log(`${r.status.padEnd(5)} ${id}${r.error ? `  ${r.error}` : ''} (${Math.round(r.ms)} ms)`)
-  }
 
   try {
     try {
@@ -125,13 +102,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
         runId,
         prefix: `js/${c.operation}/`,
       }
-      const t0 = performance.now()
       try {
-        await withTimeout(c.timeoutMs ?? 60_000, c.operation, c.run(ctx))
-        record({ client: 'js', operation: c.operation, status: 'pass', ms: performance.now() - t0 })
-      } catch (err) {
-        const skip = err instanceof SkipCase
-        record({ client: 'js', operation: c.operation, status: skip ? 'skip' : 'fail', ms: performance.now() - t0, error: skip ? err.message : describeError(err) })
+        record(await runCase({ client: 'js', operation: c.operation, timeoutMs: c.timeoutMs ?? 60_000, describeError }, () => c.run(ctx)))
       } finally {
         for (const client of extra) client.destroy()
       }
@@ -142,11 +114,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     if (opts.python === false) return
     const interpreter = opts.python ?? DEFAULT_PYTHON
     for (const script of PYTHON_SCRIPTS) {
-      // The script owns its list of operations; a filter is applied to that list.
-      const ops = opts.filter ? await listPythonOperations(interpreter, script) : undefined
-      const only = ops?.filter((op) => accept(caseId('python', op)))
-      if (only?.length === 0) continue
-      const run: PythonRun = await runPythonCases({
+      const run = await runPythonCases({
         endpoint: ep,
         bucket,
         python: interpreter,
@@ -154,9 +122,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
         prefix: 'python/',
         timeoutMs: PYTHON_TIMEOUT_MS,
         onResult: record,
-        ...(only ? { only } : {}),
+        ...(opts.filter ? { filter: opts.filter } : {}),
       })
-      clients.python ??= run.env
+      if (run) clients.python ??= run.env
     }
   }
 
@@ -179,9 +147,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   }
 
   function finish(): SuiteReport {
-    const counts: Record<CaseStatus, number> = { pass: 0, fail: 0, skip: 0, xfail: 0, xpass: 0 }
-    for (const r of results) counts[r.status]++
-    for (const r of results) r.ms = Math.round(r.ms * 10) / 10
+    const { counts, ok } = recorder.totals()
     return {
       endpoint: ep.url,
       region: ep.region,
@@ -191,7 +157,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
       clients,
       results,
       counts,
-      ok: counts.fail === 0 && counts.xpass === 0,
+      ok,
     }
   }
 }

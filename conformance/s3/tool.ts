@@ -11,7 +11,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import type { S3Client } from '@aws-sdk/client-s3'
-import { caseId, describeError, SkipCase, withTimeout, type CaseResult, type ClientName } from './case.js'
+import { caseId } from '../shared/case-result.js'
+import { mapLimit } from '../shared/map-limit.js'
+import { runCase, type CaseDefinition } from '../shared/run-case.js'
+import { describeError, type CaseResult, type ClientName } from './case.js'
 import type { S3Endpoint } from './endpoint.js'
 import { payload } from './data.js'
 
@@ -38,12 +41,8 @@ export interface ToolContext {
   run(args: string[], opts?: { expectCode?: number | 'nonzero', timeoutMs?: number }): Promise<ToolResult>
 }
 
-export interface ToolCase {
-  operation: string
-  /** Default 90 s. */
-  timeoutMs?: number
-  run(ctx: ToolContext): Promise<void>
-}
+/** A tool case; its time limit defaults to 90 s. */
+export type ToolCase = CaseDefinition<ToolContext>
 
 export interface ToolSetup {
   env: NodeJS.ProcessEnv
@@ -139,13 +138,8 @@ export async function runToolCases(tool: ToolClient, opts: ToolRunOptions): Prom
           return r
         },
       }
-      const t0 = performance.now()
       try {
-        await withTimeout(c.timeoutMs ?? 90_000, c.operation, c.run(ctx))
-        return { client: tool.name, operation: c.operation, status: 'pass', ms: performance.now() - t0 }
-      } catch (err) {
-        const skip = err instanceof SkipCase
-        return { client: tool.name, operation: c.operation, status: skip ? 'skip' : 'fail', ms: performance.now() - t0, error: skip ? err.message : describeError(err) }
+        return await runCase({ client: tool.name, operation: c.operation, timeoutMs: c.timeoutMs ?? 90_000, describeError }, () => c.run(ctx))
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
@@ -184,16 +178,4 @@ export async function treeDigest(dir: string): Promise<Record<string, string>> {
     out[relative(dir, p)] = createHash('sha256').update(await readFile(p)).digest('hex')
   }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      await fn(items[i] as T, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }
