@@ -4,16 +4,12 @@
  *
  * - `ThreadedMotoServer` on port 0 (werkzeug binds, the script prints the port it got), so
  *   parallel tests never race for a port;
- * - the child dies with the test process: `stop()` kills it, a process 'exit' hook kills it, and
- *   the script exits when its stdin (a pipe from this process) closes, which happens even if the
- *   test process is SIGKILLed;
+ * - the child dies with the test process (see child-server.ts), and the script exits when its
+ *   stdin (a pipe from this process) closes, which happens even if the test process is SIGKILLed;
  * - moto accepts any access key and secret: the handle carries a fixed pair for clients to sign
  *   with.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { request } from 'node:http'
-import { tmpdir } from 'node:os'
+import { startChildServer } from './child-server.js'
 
 export interface MotoHandle {
   port: number
@@ -51,93 +47,29 @@ sys.stdin.read()
 export async function startMoto(opts: MotoOptions = {}): Promise<MotoHandle> {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' }
   for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k.startsWith('MOTO_')) delete env[k]
-  const child = spawn(opts.python ?? 'python3', ['-c', SERVER], { cwd: tmpdir(), env, stdio: ['pipe', 'pipe', 'pipe'] })
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-
-  let stopped: Promise<void> | undefined
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      process.removeListener('exit', killOnExit)
-      await terminate(child)
-    })()
-    return stopped
-  }
-
-  try {
-    const { port, version } = await waitForPort(child, opts.startTimeoutMs ?? 30_000)
-    await probe(port)
-    child.stdout?.resume()
-    for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.()
-    child.unref()
-    return {
-      port,
-      s3Endpoint: `http://127.0.0.1:${port}`,
-      s3AccessKey: MOTO_ACCESS_KEY,
-      s3SecretKey: MOTO_SECRET_KEY,
-      region: 'us-east-1',
-      version,
-      stop,
-    }
-  } catch (err) {
-    await stop()
-    throw err
-  }
-}
-
-function waitForPort(child: ChildProcess, timeoutMs: number): Promise<{ port: number, version: string }> {
-  return new Promise((resolvePort, reject) => {
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => fail(new Error(`moto did not start within ${timeoutMs} ms: ${err}`)), timeoutMs)
-    const onOut = (chunk: Buffer): void => {
-      out += chunk.toString('utf8')
+  const server = await startChildServer({
+    name: 'moto',
+    command: opts.python ?? 'python3',
+    args: ['-c', SERVER],
+    env,
+    // stdin is a pipe from this process: its end closing ends the script.
+    stdio: ['pipe', 'pipe', 'pipe'],
+    parseReady: (out) => {
       const line = /^\{.*"port".*\}$/m.exec(out)
-      if (line) {
-        cleanup()
-        const parsed = JSON.parse(line[0]) as { port: number, version: string }
-        resolvePort(parsed)
-      }
-    }
-    const onErr = (chunk: Buffer): void => { err = (err + chunk.toString('utf8')).slice(-4096) }
-    const onExit = (code: number | null, signal: string | null): void =>
-      fail(new Error(`moto exited before listening (code ${code}, signal ${signal}): ${err || out}`))
-    const onSpawnError = (e: Error): void => fail(e)
-    function fail(e: Error): void {
-      cleanup()
-      reject(e)
-    }
-    function cleanup(): void {
-      clearTimeout(timer)
-      child.stdout?.off('data', onOut)
-      child.off('exit', onExit)
-      child.off('error', onSpawnError)
-    }
-    child.stdout?.on('data', onOut)
-    // Keep draining stderr (werkzeug logs each request there) so the child never blocks on it.
-    child.stderr?.on('data', onErr)
-    child.once('exit', onExit)
-    child.once('error', onSpawnError)
+      return line ? JSON.parse(line[0]) as { port: number, version: string } : undefined
+    },
+    portOf: (ready) => ready.port,
+    // ListBuckets
+    probePath: '/',
+    startTimeoutMs: opts.startTimeoutMs ?? 30_000,
   })
-}
-
-/** One real request (ListBuckets), so a handle is only returned for a server that answers HTTP. */
-function probe(port: number): Promise<void> {
-  return new Promise<void>((ok, ko) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', method: 'GET' }, (res) => {
-      res.resume()
-      res.once('end', ok)
-    })
-    req.once('error', ko)
-    req.end()
-  })
-}
-
-/** SIGKILL: the state is in memory, there is nothing to flush. */
-async function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.ref()
-  const exited = once(child, 'exit')
-  child.kill('SIGKILL')
-  await exited
+  return {
+    port: server.port,
+    s3Endpoint: `http://127.0.0.1:${server.port}`,
+    s3AccessKey: MOTO_ACCESS_KEY,
+    s3SecretKey: MOTO_SECRET_KEY,
+    region: 'us-east-1',
+    version: server.ready.version,
+    stop: server.stop,
+  }
 }
