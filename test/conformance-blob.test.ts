@@ -5,18 +5,16 @@
  * expected-failure list, JSON report) against Azurite.
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { BlobServiceClient } from '@azure/storage-blob'
-import type { CaseResult } from '../conformance/blob/case.js'
 import { jsCases } from '../conformance/blob/js-cases.js'
 import { listPythonOperations } from '../conformance/blob/python-cases.js'
 import { formatReport } from '../conformance/blob/report.js'
 import { DEFAULT_PYTHON, runSuite, type SuiteReport } from '../conformance/blob/suite.js'
 import { startAzurite } from './helpers/azurite.js'
+import { assertCaseResults, ranOperations, reportStatuses, runConformanceCli, type CliRun } from './helpers/conformance.js'
 import { startGateway } from './helpers/gateway.js'
 
 /**
@@ -39,22 +37,14 @@ export const AZURITE_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
     'Azure uses 403 AuthenticationFailed.',
 }
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-
 const azurite = await startAzurite()
 t.teardown(() => azurite.stop())
 
 /** One assertion per case, plus: every case ran, and the run left no container behind. */
 async function checkReport(t: Test, report: SuiteReport, connectionString: string): Promise<void> {
   t.comment(formatReport(report))
-  for (const r of report.results) {
-    const id = `${r.client}:${r.operation}`
-    if (r.status === 'pass') t.pass(id)
-    else if (r.status === 'xfail') t.pass(`${id} fails as documented (${r.error})`)
-    else if (r.status === 'skip') t.pass(id, { skip: r.error ?? 'skipped' })
-    else t.fail(`${id}: ${r.status} ${r.error ?? ''}`)
-  }
-  const ran = (client: string): string[] => report.results.filter((r: CaseResult) => r.client === client).map((r) => r.operation)
+  assertCaseResults(t, report.results)
+  const ran = (client: string): string[] => ranOperations(report.results, client)
   t.same(ran('js').filter((op) => op !== 'cleanup'), jsCases.map((c) => c.operation), 'every JS case ran')
   const pythonOps = await listPythonOperations(DEFAULT_PYTHON)
   if (pythonOps && !ran('python').includes('*')) t.same(ran('python').sort(), [...pythonOps].sort(), 'every Python case ran')
@@ -83,25 +73,9 @@ t.test('command line: table, JSON report, exit codes', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ckptcache-conformance-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
 
-  const cli = (args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null, stdout: string, stderr: string }> =>
-    new Promise((ok, ko) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'conformance/blob/run.ts'), ...args], {
-        cwd: repoRoot,
-        env: { ...process.env, CKPTCACHE_CONFORMANCE_CONNECTION_STRING: undefined, CKPTCACHE_CONFORMANCE_EXPECTED_FAILURES: undefined, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8') })
-      child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8') })
-      child.once('error', ko)
-      child.once('close', (code) => ok({ code, stdout, stderr }))
-    })
+  const cli = (args: string[], env: Record<string, string | undefined>): Promise<CliRun> =>
+    runConformanceCli('conformance/blob/run.ts', args, { CKPTCACHE_CONFORMANCE_CONNECTION_STRING: undefined, CKPTCACHE_CONFORMANCE_EXPECTED_FAILURES: undefined, ...env })
   const cs = azurite.connectionString
-  const statuses = async (file: string): Promise<Record<string, string>> => {
-    const report = JSON.parse(await readFile(file, 'utf8')) as SuiteReport
-    return Object.fromEntries(report.results.map((r) => [`${r.client}:${r.operation}`, r.status]))
-  }
 
   const [expected, unexpected, stale, usage] = await Promise.all([
     // A pass, a Python pass and a listed failure: exit 0.
@@ -117,7 +91,7 @@ t.test('command line: table, JSON report, exit codes', async (t) => {
   ])
 
   t.equal(expected.code, 0, `listed failure only: exit 0\n${expected.stdout}${expected.stderr}`)
-  t.same(await statuses(join(dir, 'a.json')),
+  t.same(await reportStatuses(join(dir, 'a.json')),
     { 'js:upload/1B': 'pass', 'python:upload/0B': 'pass', 'js:download/range-empty-416': 'xfail' }, 'JSON report statuses')
   t.match(expected.stdout, /^operation\s+js\s+python$/m, 'table header')
   t.match(expected.stdout, /^upload\/0B\s+-\s+pass/m, 'table row: python only')
@@ -126,7 +100,7 @@ t.test('command line: table, JSON report, exit codes', async (t) => {
   t.match(unexpected.stdout, /FAIL\s+js:download\/range-empty-416\s+range 0-0 on a 0-byte blob: expected 416 InvalidRange/, 'failure listed with its error')
 
   t.equal(stale.code, 1, 'expected failure that passed: exit 1')
-  t.same(await statuses(join(dir, 'c.json')), { 'js:upload/1B': 'xpass' }, 'reported as xpass')
+  t.same(await reportStatuses(join(dir, 'c.json')), { 'js:upload/1B': 'xpass' }, 'reported as xpass')
 
   t.equal(usage.code, 2, 'missing connection string: exit 2')
   t.match(usage.stderr, /CKPTCACHE_CONFORMANCE_CONNECTION_STRING is not set/, 'says what is missing')

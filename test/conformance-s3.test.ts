@@ -5,12 +5,9 @@
  * expected-failure list, JSON report, a missing tool) against moto. Both suites run at once.
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { CaseResult } from '../conformance/s3/case.js'
+import { join } from 'node:path'
 import { runBuckets } from '../conformance/s3/cleanup.js'
 import { s3Client, type S3Endpoint } from '../conformance/s3/endpoint.js'
 import { directoryClient, listDirectoryBuckets } from '../conformance/s3/express.js'
@@ -18,6 +15,7 @@ import { jsCases } from '../conformance/s3/js-cases.js'
 import { listPythonOperations, PYTHON_SCRIPTS } from '../conformance/s3/python-cases.js'
 import { formatReport } from '../conformance/s3/report.js'
 import { DEFAULT_PYTHON, runSuite, TOOLS, type SuiteReport } from '../conformance/s3/suite.js'
+import { assertCaseResults, ranOperations, reportStatuses, runConformanceCli, type CliRun } from './helpers/conformance.js'
 import { startGateway } from './helpers/gateway.js'
 import { startMoto } from './helpers/moto.js'
 
@@ -90,8 +88,6 @@ export const MOTO_EXPECTED_FAILURES: Readonly<Record<string, string>> = {
 /** The gateway's known differences from S3 (none: each one found was a bug, and was fixed). */
 export const GATEWAY_EXPECTED_FAILURES: Readonly<Record<string, string>> = {}
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-
 const [gateway, moto] = await Promise.all([startGateway(), startMoto()])
 t.teardown(async () => { await Promise.all([gateway.stop(), moto.stop()]) })
 
@@ -107,14 +103,8 @@ const [motoReport, gatewayReport] = await Promise.all([
 /** One assertion per case, plus: every case ran, and the run left no bucket behind. */
 async function checkReport(t: Test, report: SuiteReport, endpoint: S3Endpoint): Promise<void> {
   t.comment(formatReport(report))
-  for (const r of report.results) {
-    const id = `${r.client}:${r.operation}`
-    if (r.status === 'pass') t.pass(id)
-    else if (r.status === 'xfail') t.pass(`${id} fails as documented (${r.error})`)
-    else if (r.status === 'skip') t.pass(id, { skip: r.error ?? 'skipped' })
-    else t.fail(`${id}: ${r.status} ${r.error ?? ''}`)
-  }
-  const ran = (client: string): string[] => report.results.filter((r: CaseResult) => r.client === client).map((r) => r.operation)
+  assertCaseResults(t, report.results)
+  const ran = (client: string): string[] => ranOperations(report.results, client)
   t.same(ran('js').filter((op) => op !== 'cleanup'), jsCases.map((c) => c.operation), 'every JS case ran')
   const pythonOps = await Promise.all(PYTHON_SCRIPTS.map((script) => listPythonOperations(DEFAULT_PYTHON, script)))
   if (pythonOps.every((ops) => ops !== undefined) && !ran('python').includes('*')) {
@@ -149,31 +139,14 @@ t.test('command line: table, JSON report, exit codes, a missing tool', async (t)
     CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY: moto.s3AccessKey,
     CKPTCACHE_CONFORMANCE_S3_SECRET_KEY: moto.s3SecretKey,
   }
-  const cli = (args: string[], extra: Record<string, string | undefined>): Promise<{ code: number | null, stdout: string, stderr: string }> =>
-    new Promise((ok, ko) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'conformance/s3/run.ts'), ...args], {
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          CKPTCACHE_CONFORMANCE_S3_ENDPOINT: undefined,
-          CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY: undefined,
-          CKPTCACHE_CONFORMANCE_S3_SECRET_KEY: undefined,
-          CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES: undefined,
-          ...extra,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8') })
-      child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8') })
-      child.once('error', ko)
-      child.once('close', (code) => ok({ code, stdout, stderr }))
+  const cli = (args: string[], extra: Record<string, string | undefined>): Promise<CliRun> =>
+    runConformanceCli('conformance/s3/run.ts', args, {
+      CKPTCACHE_CONFORMANCE_S3_ENDPOINT: undefined,
+      CKPTCACHE_CONFORMANCE_S3_ACCESS_KEY: undefined,
+      CKPTCACHE_CONFORMANCE_S3_SECRET_KEY: undefined,
+      CKPTCACHE_CONFORMANCE_S3_EXPECTED_FAILURES: undefined,
+      ...extra,
     })
-  const statuses = async (file: string): Promise<Record<string, string>> => {
-    const report = JSON.parse(await readFile(file, 'utf8')) as SuiteReport
-    return Object.fromEntries(report.results.map((r) => [`${r.client}:${r.operation}`, r.status]))
-  }
   const noTools = ['--no-awscli', '--no-s3cmd', '--no-rclone']
 
   const [expected, unexpected, usage] = await Promise.all([
@@ -190,7 +163,7 @@ t.test('command line: table, JSON report, exit codes, a missing tool', async (t)
   ])
 
   t.equal(expected.code, 0, `listed failure and a missing tool only: exit 0\n${expected.stdout}${expected.stderr}`)
-  t.same(await statuses(join(dir, 'a.json')), {
+  t.same(await reportStatuses(join(dir, 'a.json')), {
     'js:put-get/1B-buffer': 'pass',
     'python:head/missing-404': 'pass',
     'js:auth/unknown-key': 'xfail',
@@ -202,7 +175,7 @@ t.test('command line: table, JSON report, exit codes, a missing tool', async (t)
   t.match(expected.stderr, /^xfail js:auth\/unknown-key /m, 'progress lines on stderr')
 
   t.equal(unexpected.code, 1, 'unlisted failure or stale expected failure: exit 1')
-  t.same(await statuses(join(dir, 'b.json')), { 'js:auth/unknown-key': 'fail', 'js:put-get/1B-buffer': 'xpass' }, 'reported as fail and xpass')
+  t.same(await reportStatuses(join(dir, 'b.json')), { 'js:auth/unknown-key': 'fail', 'js:put-get/1B-buffer': 'xpass' }, 'reported as fail and xpass')
   t.match(unexpected.stdout, /FAIL\s+js:auth\/unknown-key\s+ListObjectsV2: expected 403 InvalidAccessKeyId/, 'failure listed with its error')
   t.match(unexpected.stdout, /XPASS\s+js:put-get\/1B-buffer\s+listed as an expected failure but passed/, 'stale entry listed')
 

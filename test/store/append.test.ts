@@ -5,20 +5,19 @@
  * gateway in the middle of appends.
  */
 import t, { type Test } from 'tap'
-import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { request } from 'node:http'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { SignatureV4 } from '@smithy/signature-v4'
 import { MAX_OBJECT_PUT, ObjectService, type AppendObjectInput, type ExpectedChecksums } from '../../src/core/object-service.js'
 import { Crc64 } from '../../src/core/checksum/crc64.js'
 import { s3Checksum, type S3ChecksumAlgorithm } from '../../src/core/checksum/s3-checksums.js'
 import type { ObjectMeta } from '../../src/core/types.js'
 import { isCacheError, type ErrorCode } from '../../src/errors.js'
 import { FsStore, type FsStoreOptions } from '../../src/store/fs-store.js'
-import { startGateway, type GatewayHandle } from '../helpers/gateway.js'
+import { startGateway } from '../helpers/gateway.js'
+import { signedS3Request as s3Request } from '../helpers/sigv4.js'
 
 const MiB = 1024 * 1024
 
@@ -337,38 +336,6 @@ t.test('restart: the index rebuild accepts appended (multi-extent) objects; appe
 })
 
 // ---- kill -9 of a gateway during appends -------------------------------------------------
-
-class NodeSha256 {
-  readonly #h
-  constructor (secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret))
-  }
-
-  update (data: Uint8Array): void { this.#h.update(data) }
-  async digest (): Promise<Uint8Array> { return this.#h.digest() }
-}
-
-const signer = (gw: GatewayHandle): SignatureV4 => new SignatureV4({
-  service: 's3', region: 'us-east-1', sha256: NodeSha256, uriEscapePath: false, credentials: { accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey }
-})
-
-/** A SigV4-signed S3 request with an unsigned payload (the body streams; the signature covers the headers). */
-async function s3Request (gw: GatewayHandle, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }> {
-  const signed = await signer(gw).sign({
-    method, protocol: 'http:', hostname: '127.0.0.1', port: gw.s3Port, path,
-    headers: { host: `127.0.0.1:${gw.s3Port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers }
-  })
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.s3Port, method, path, headers: signed.headers as Record<string, string> }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 t.test('kill -9 during appends: the object is the old version or the new one, whole; no temp file after restart', async (t) => {
   let gw = await startGateway()

@@ -4,16 +4,15 @@
  * CRC32 checksums, aws-chunked stream bodies; long-term and CreateSession credentials), boto3
  * (`WriteOffsetBytes`), and the appended object read back through the Azure Blob SDK.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { spawn } from 'node:child_process'
-import { request } from 'node:http'
+import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
 import { BlobServiceClient } from '@azure/storage-blob'
-import { SignatureV4 } from '@smithy/signature-v4'
 import t, { type Test } from 'tap'
 import { s3Checksum } from '../../../src/core/checksum/s3-checksums.js'
 import { startGateway, type GatewayHandle } from '../../helpers/gateway.js'
+import { runPythonChecks } from '../../helpers/python-checks.js'
+import { signedS3Request, type S3Answer as Answer } from '../../helpers/sigv4.js'
 
 process.removeAllListeners('warning') // the SDK's "Node ≥ 22 after 2027" notice
 
@@ -23,37 +22,9 @@ const MiB = 1024 * 1024
 
 let gw: GatewayHandle
 
-class NodeSha256 {
-  readonly #h
-  constructor (secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret))
-  }
-
-  update (data: Uint8Array): void { this.#h.update(data) }
-  async digest (): Promise<Uint8Array> { return this.#h.digest() }
-}
-
-interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
-
 /** A request signed with the long-term key for service `s3`, payload UNSIGNED-PAYLOAD. */
-async function s3 (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
-  const signer = new SignatureV4({ service: 's3', region: 'us-east-1', sha256: NodeSha256, uriEscapePath: false, credentials: { accessKeyId: gw.s3AccessKey, secretAccessKey: gw.s3SecretKey } })
-  const [p, q] = path.split('?') as [string, string | undefined]
-  const query = Object.fromEntries(new URLSearchParams(q ?? ''))
-  const signed = await signer.sign({
-    method, protocol: 'http:', hostname: '127.0.0.1', port: gw.s3Port, path: p, query,
-    headers: { host: `127.0.0.1:${gw.s3Port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body?.length ?? 0), ...headers }
-  })
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.s3Port, method, path, headers: signed.headers as Record<string, string> }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
+function s3 (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
+  return signedS3Request(gw, method, path, { 'content-length': String(body?.length ?? 0), ...headers }, body)
 }
 
 function append (key: string, offset: number | string, data: Buffer, headers: Record<string, string> = {}, bucket = DIR): Promise<Answer> {
@@ -260,17 +231,9 @@ check(g.get('ChecksumCRC32') == crc, 'whole-object CRC32 %s (expected %s)' % (g.
 `
 
 t.test('boto3: put_object WriteOffsetBytes on a directory bucket (CreateSession, default CRC32)', async (t) => {
-  const child = spawn('python3', ['-c', BOTO3], {
-    env: { ...process.env, S3_ENDPOINT: gw.s3Endpoint, S3_KEY: gw.s3AccessKey, S3_SECRET: gw.s3SecretKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
-    stdio: ['ignore', 'pipe', 'pipe']
+  await runPythonChecks(t, {
+    script: BOTO3,
+    env: { S3_ENDPOINT: gw.s3Endpoint, S3_KEY: gw.s3AccessKey, S3_SECRET: gw.s3SecretKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    checks: 6
   })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
-  t.equal(code, 0, `python exited 0; stderr: ${err}`)
-  const lines = out.split('\n').filter(Boolean)
-  for (const line of lines) t.ok(line.startsWith('ok '), line)
-  t.equal(lines.length, 6, 'every check ran')
 })

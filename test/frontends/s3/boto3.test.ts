@@ -4,9 +4,9 @@
  * sessions itself): put/get/head, the list paginator (encoding-type=url), upload_file multipart,
  * download_file, delete_objects. An IP endpoint makes botocore address buckets path-style.
  */
-import { spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { startGateway, type GatewayHandle } from '../../helpers/gateway.js'
+import { runPythonChecks } from '../../helpers/python-checks.js'
 
 const SCRIPT = String.raw`
 import hashlib, os, sys, tempfile
@@ -79,19 +79,11 @@ t.test('boto3 with default settings', async (t) => {
 })
 
 async function run (t: Test, gw: GatewayHandle, bucket: string): Promise<void> {
-  const child = spawn('python3', ['-c', SCRIPT], {
-    env: { ...process.env, BUCKET: bucket, S3_ENDPOINT: gw.s3Endpoint, S3_KEY: gw.s3AccessKey, S3_SECRET: gw.s3SecretKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
-    stdio: ['ignore', 'pipe', 'pipe']
+  await runPythonChecks(t, {
+    script: SCRIPT,
+    env: { BUCKET: bucket, S3_ENDPOINT: gw.s3Endpoint, S3_KEY: gw.s3AccessKey, S3_SECRET: gw.s3SecretKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    checks: 12
   })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
-  t.equal(code, 0, `python exited 0; stderr: ${err}`)
-  const lines = out.split('\n').filter(Boolean)
-  for (const line of lines) t.ok(line.startsWith('ok '), line)
-  t.equal(lines.length, 12, 'every check ran')
   // What the gateway saw: on a directory bucket every object request was signed with a session.
   const seen = gw.output().split('\n').filter((l) => l.includes('"s3 request"')).map((l) => JSON.parse(l) as { op: string, bucket: string, session: boolean })
   const objectOps = seen.filter((r) => r.bucket === bucket && /Object|Part|Multipart/.test(r.op))

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { createHash, createHmac } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
@@ -12,6 +12,7 @@ import { S3AuthError, verifySigV4, type SecretLookup, type SigV4Auth, type SigV4
 import { parseQuery, percentDecode, splitTarget } from '../../../src/frontends/s3/auth/canonical.js'
 import { AwsChunkedError, awsChunkedMode, createAwsChunkedDecoder } from '../../../src/frontends/s3/aws-chunked.js'
 import { createS3Hasher, parseChecksumHeaders, s3Checksum } from '../../../src/core/checksum/s3-checksums.js'
+import { NodeSha256 } from '../../helpers/sigv4.js'
 
 // ---- AWS's published examples ("Authenticating Requests: Using the Authorization Header / Query Parameters")
 const AKID = 'AKIAIOSFODNN7EXAMPLE'
@@ -111,15 +112,6 @@ t.test('AWS examples, altered: each failure has S3 code and status', async t => 
 })
 
 // ---- AWS's own signer (@smithy/signature-v4, what client-s3 uses) for cases no example covers
-class NodeSha256 {
-  readonly #h
-  constructor (secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret))
-  }
-
-  update (data: Uint8Array): void { this.#h.update(data) }
-  async digest (): Promise<Uint8Array> { return this.#h.digest() }
-}
 const NOW = new Date()
 interface Wire { method: string, path: string, query?: Record<string, string>, rawQuery?: string, headers?: Record<string, string> }
 async function smithy (wire: Wire, opts: { service?: string, secret?: string, token?: string, presign?: number, payload?: string } = {}): Promise<SigV4Input> {
