@@ -49,6 +49,12 @@ const azuriteBlobMain = join(repoRoot, 'node_modules', 'azurite', 'dist', 'src',
 // Preloaded into the child: when the parent's end of the IPC channel closes (parent exited or was
 // killed), exit. The listener keeps the channel referenced, which is fine for a server process.
 const watchdog = "data:text/javascript,process.on('disconnect',()=>process.exit(0))"
+// Azurite 3.35 reads its --blobKeepAliveTimeout flag under another name, so its server keeps
+// Node's 5 s idle timeout: on a loaded machine an SDK reusing a pooled connection can write into
+// one the server is just closing (EPIPE). Azure keeps idle connections far longer; so does this.
+const keepAlive = 'data:text/javascript,' + encodeURIComponent(
+  "import http from 'node:http';const listen=http.Server.prototype.listen;" +
+  'http.Server.prototype.listen=function(...a){this.keepAliveTimeout=120000;return listen.apply(this,a)}')
 
 export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteHandle> {
   const env = { ...process.env }
@@ -58,6 +64,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteHa
     command: process.execPath,
     args: [
       '--import', watchdog,
+      '--import', keepAlive,
       azuriteBlobMain,
       '--blobHost', '127.0.0.1',
       '--blobPort', '0',
