@@ -8,7 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { bulkTimeout, progress, rotate, smallTimeout, type Connect, type Measurer } from './measure.js'
 import { BIG, CONCURRENCY, MID, SMALL_CONCURRENCY, SMALL_SIZE, sizeLabel, type Plan, type PlanOptions } from './plan.js'
 import type { Scenario } from './report.js'
-import { CHECKSUM_VARIANTS, getObjects, getSmall, openBucket, putObjects, putSmall, s3Client, type ChecksumVariant } from './s3-scenarios.js'
+import { CHECKSUM_VARIANTS, DIRECTORY_BUCKET, getObjects, getSmall, openBucket, putObjects, putSmall, s3Client, type ChecksumVariant } from './s3-scenarios.js'
 import type { BenchServer, S3Endpoint, ServerName } from './servers/start.js'
 
 const S3_SERVERS: readonly ServerName[] = ['gateway', 'ceiling', 'moto']
@@ -53,6 +53,19 @@ export function s3Plan (o: PlanOptions): Plan {
         })
       }
     }
+  }
+  // The S3 Express path: a directory bucket through CreateSession sessions (opaque ETags, so no
+  // MD5 before the answer); the ceiling answers CreateSession with credentials it never checks.
+  for (const op of ['PutObject', 'GetObject'] as const) {
+    scenarios.push({
+      key: `s3-${op === 'PutObject' ? 'put' : 'get'}-${sizeLabel(SUM_SIZE).replace(' ', '')}-directory`,
+      label: `${op} ${sizeLabel(SUM_SIZE)} ×1, directory bucket (S3 Express)`,
+      unit: 'MiB/s',
+      protocol: 's3',
+      servers: SUM_SERVERS,
+      targets: SUM_SIZE === BIG ? { vsCeiling: 0.8 } : {},
+      rssPhase: 'S3 Express'
+    })
   }
   for (const v of VARIANTS) {
     scenarios.push({
@@ -105,6 +118,20 @@ export function s3Plan (o: PlanOptions): Plan {
     }
   }
 
+  /** PutObject then GetObject in the directory bucket, servers rotating. */
+  async function directory (m: Measurer, byName: (n: ServerName) => BenchServer): Promise<void> {
+    const tag = sizeLabel(SUM_SIZE).replace(' ', '')
+    progress(`S3 Express: ${sizeLabel(SUM_SIZE)} ×1 in ${DIRECTORY_BUCKET}: ${SUM_RUNS} runs\n`)
+    for (let r = 0; r < SUM_RUNS; r++) {
+      for (const name of rotate(SUM_SERVERS, r)) {
+        await m.measure(byName(name), scenario(`s3-put-${tag}-directory`), bulkTimeout(SUM_SIZE), s3(),
+          async (c, signal) => await putObjects(c, ['express'], SUM_SIZE, signal, 'crc32', DIRECTORY_BUCKET))
+        await m.measure(byName(name), scenario(`s3-get-${tag}-directory`), bulkTimeout(SUM_SIZE), s3(),
+          async (c, signal) => await getObjects(c, ['express'], SUM_SIZE, signal, DIRECTORY_BUCKET))
+      }
+    }
+  }
+
   async function small (m: Measurer, byName: (n: ServerName) => BenchServer, runs: number): Promise<void> {
     progress(`S3 4 KiB ×${SMALL_CONCURRENCY}: warm-up ${o.smallWarmup} ops, then ${runs} runs of ${o.smallOps} new objects\n`)
     for (const name of ALL) {
@@ -129,7 +156,7 @@ export function s3Plan (o: PlanOptions): Plan {
     scenarios,
     notes: o.bigRuns > 0 && ALL.includes('moto') ? [MOTO_BIG_NOTE] : [],
     // Per disk-backed server: the 1 GiB objects (×1 and ×4), the checksum objects, the small objects; moto spills bodies to its temp dir.
-    diskBytes: (onDisk * ((o.bigRuns > 0 ? 5 * BIG : 5 * MID) + VARIANTS.length * SUM_SIZE) + (ALL.includes('moto') ? 10 * MID : 0)),
+    diskBytes: (onDisk * ((o.bigRuns > 0 ? 5 * BIG : 5 * MID) + (VARIANTS.length + 1) * SUM_SIZE) + (ALL.includes('moto') ? 10 * MID : 0)),
     describe: () => [
       `S3: @aws-sdk/client-s3 at its defaults (path style, retries off): PutObject/GetObject ${sizeLabel(MID)}${o.bigRuns > 0 ? ` and ${sizeLabel(BIG)}` : ''} at concurrency ${CONCURRENCY.join(' and ')} ` +
         '(c distinct keys in parallel; PutObject body = the same repeated 4 MiB buffer as a stream with ContentLength, which the SDK sends aws-chunked ' +
@@ -137,11 +164,14 @@ export function s3Plan (o: PlanOptions): Plan {
         'so the client checks the body against a CRC32 the server returns (the gateway and moto return the stored one, the ceiling echoes what the client sent), body streamed and counted)',
       `S3 request checksums: PutObject ${sizeLabel(SUM_SIZE)} ×1 on ${SUM_SERVERS.join(' and ')} with the default CRC32 trailer, with ChecksumAlgorithm CRC32C (trailer; the client computes it in pure JS), ` +
         'and with requestChecksumCalculation WHEN_REQUIRED (plain body, Content-Length, UNSIGNED-PAYLOAD); the ceiling verifies nothing',
+      `S3 Express: PutObject and GetObject ${sizeLabel(SUM_SIZE)} ×1 in the directory bucket ${DIRECTORY_BUCKET} on ${SUM_SERVERS.join(' and ')}: the SDK opens a CreateSession session ` +
+        'and signs with it (the ceiling answers CreateSession with credentials it never checks); same body and checksum as the rows above',
       `S3 small: ${o.smallOps} new 4 KiB objects per run, ${SMALL_CONCURRENCY} in flight (PutObject(Buffer): CRC32 in a header, signed payload SHA-256; then GetObject of the same keys), after ${o.smallWarmup} warm-up ops`,
       `S3 runs: ${o.midRuns} × ${sizeLabel(MID)}${o.bigRuns > 0 ? `, ${o.bigRuns} × ${sizeLabel(BIG)}` : ''}, ${SUM_RUNS} × each checksum variant, ${o.smallRuns} × 4 KiB; one warm-up ${sizeLabel(MID)} PutObject+GetObject per server; server order rotates every run` +
         (o.bigRuns > 0 && ALL.includes('moto') ? '; moto: no 1 GiB rows (see the note under the S3 table)' : '')
     ],
-    prepare: async (server) => { await openBucket(server.s3 as S3Endpoint) },
+    // moto has no CreateSession: only the gateway and the ceiling get the directory bucket.
+    prepare: async (server) => { await openBucket(server.s3 as S3Endpoint, SUM_SERVERS.includes(server.name)) },
     run: async (m, byName) => {
       for (const name of ALL) {
         await m.measure(byName(name), undefined, bulkTimeout(MID), s3(), async (c, signal) => await putObjects(c, ['warm-mid'], MID, signal))
@@ -149,6 +179,7 @@ export function s3Plan (o: PlanOptions): Plan {
       }
       await bulk(m, byName, MID, o.midRuns)
       if (o.bigRuns > 0) await bulk(m, byName, BIG, o.bigRuns)
+      await directory(m, byName)
       await checksums(m, byName)
       await small(m, byName, o.smallRuns)
     }

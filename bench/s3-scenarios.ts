@@ -33,6 +33,8 @@ import { pool, RepeatStream, SOURCE, type Transfer } from './blob-scenarios.js'
 import type { S3Endpoint } from './servers/start.js'
 
 export const BUCKET = 'bench'
+/** An S3 Express directory bucket: the SDK opens CreateSession sessions for it by itself. */
+export const DIRECTORY_BUCKET = 'bench--use1-az4--x-s3'
 
 export type ChecksumVariant = 'crc32' | 'crc32c' | 'none'
 
@@ -42,7 +44,11 @@ export const CHECKSUM_VARIANTS: Record<ChecksumVariant, string> = {
   none: 'no checksum (WHEN_REQUIRED)'
 }
 
-/** A client for `endpoint`, SDK defaults except retries off; `none` turns request checksums off. */
+/**
+ * A client for `endpoint`, SDK defaults except retries off; `none` turns request checksums off.
+ * Path style is forced for general purpose buckets; directory buckets are addressed as the SDK
+ * does by default on an IP endpoint (path style, sessions).
+ */
 export function s3Client (endpoint: S3Endpoint, variant: ChecksumVariant = 'crc32'): S3Client {
   const config: S3ClientConfig = {
     endpoint: endpoint.endpoint,
@@ -55,24 +61,34 @@ export function s3Client (endpoint: S3Endpoint, variant: ChecksumVariant = 'crc3
   return new S3Client(config)
 }
 
-/** Creates the benchmark bucket (an existing one is fine). */
-export async function openBucket (endpoint: S3Endpoint): Promise<void> {
+/** Creates the benchmark bucket and, with `directory`, the directory bucket (existing ones are fine). */
+export async function openBucket (endpoint: S3Endpoint, directory: boolean): Promise<void> {
   const client = s3Client(endpoint)
   try {
-    await client.send(new CreateBucketCommand({ Bucket: BUCKET }))
-  } catch (err) {
-    const name = (err as Error).name
-    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err
+    for (const cmd of [
+      new CreateBucketCommand({ Bucket: BUCKET }),
+      ...!directory ? [] : [new CreateBucketCommand({
+        Bucket: DIRECTORY_BUCKET,
+        CreateBucketConfiguration: { Location: { Type: 'AvailabilityZone', Name: 'use1-az4' }, Bucket: { Type: 'Directory', DataRedundancy: 'SingleAvailabilityZone' } }
+      })]
+    ]) {
+      try {
+        await client.send(cmd)
+      } catch (err) {
+        const name = (err as Error).name
+        if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err
+      }
+    }
   } finally {
     client.destroy()
   }
 }
 
 /** PutObject of `size` bytes (a stream) to every key, all in parallel; `variant` crc32c asks for CRC32C. */
-export async function putObjects (client: S3Client, keys: string[], size: number, signal: AbortSignal, variant: ChecksumVariant = 'crc32'): Promise<Transfer> {
+export async function putObjects (client: S3Client, keys: string[], size: number, signal: AbortSignal, variant: ChecksumVariant = 'crc32', bucket = BUCKET): Promise<Transfer> {
   await Promise.all(keys.map(async (key) => {
     await client.send(new PutObjectCommand({
-      Bucket: BUCKET,
+      Bucket: bucket,
       Key: key,
       Body: new RepeatStream(size),
       ContentLength: size,
@@ -83,8 +99,8 @@ export async function putObjects (client: S3Client, keys: string[], size: number
 }
 
 /** GetObject of one key, body consumed and counted (checked against `expected`). */
-async function getOne (client: S3Client, key: string, expected: number, signal: AbortSignal): Promise<number> {
-  const res = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }), { abortSignal: signal })
+async function getOne (client: S3Client, key: string, expected: number, signal: AbortSignal, bucket = BUCKET): Promise<number> {
+  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })
   const body = res.Body as Readable | undefined
   if (body === undefined) throw new Error(`GetObject ${key} has no body stream`)
   let n = 0
@@ -94,8 +110,8 @@ async function getOne (client: S3Client, key: string, expected: number, signal: 
 }
 
 /** GetObject of every key, all in parallel, bodies streamed and counted. */
-export async function getObjects (client: S3Client, keys: string[], size: number, signal: AbortSignal): Promise<Transfer> {
-  const sizes = await Promise.all(keys.map(async (key) => await getOne(client, key, size, signal)))
+export async function getObjects (client: S3Client, keys: string[], size: number, signal: AbortSignal, bucket = BUCKET): Promise<Transfer> {
+  const sizes = await Promise.all(keys.map(async (key) => await getOne(client, key, size, signal, bucket)))
   return { bytes: sizes.reduce((a, b) => a + b, 0), ops: keys.length }
 }
 

@@ -26,6 +26,8 @@
  *   the remembered checksum is sent back, so the client verifies the body as
  *   it does against a real server.
  * - Bucket operations (no key): 200; DeleteObject: unlink, 204.
+ * - S3 Express directory buckets (`…--x-s3`): CreateSession answers fixed credentials, and the
+ *   SDK's `/<bucket>//<key>` paths name the same files as `/<bucket>/<key>` would.
  */
 
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -208,8 +210,20 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v
 }
 
+/** CreateSession's answer for S3 Express directory buckets: credentials nobody checks. */
+const SESSION_XML = '<?xml version="1.0" encoding="UTF-8"?>\n<CreateSessionResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Credentials>' +
+  '<SessionToken>ceiling-session</SessionToken><SecretAccessKey>ceiling-session-secret</SecretAccessKey><AccessKeyId>CEILINGSESSION</AccessKeyId>' +
+  '<Expiration>2100-01-01T00:00:00Z</Expiration></Credentials></CreateSessionResult>'
+
 async function handleS3 (req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { pathname, method } = splitUrl(req)
+  const { pathname: rawPath, query, method } = splitUrl(req)
+  if (method === 'GET' && query.has('session')) {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(SESSION_XML)) }).end(SESSION_XML)
+    return
+  }
+  // For a directory bucket (`…--x-s3`) the JS SDK puts `//` between bucket and key.
+  const pathname = rawPath.replace(/^(\/[^/]+--x-s3)\/\//, '$1/')
   const file = s3FileFor(pathname)
   if (file === undefined) {
     req.resume()
