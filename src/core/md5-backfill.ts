@@ -40,7 +40,10 @@ export class Md5Backfill {
     this.#running ??= this.#drain().finally(() => { this.#running = undefined })
   }
 
-  /** Queues every single-shot object that still lacks its MD5 (after a restart); appended objects have none. */
+  /**
+   * Queues every single-shot object that still lacks its MD5 (after a restart). Objects with an
+   * explicit part count (S3 Express appends and directory-bucket PutObjects) have none by design.
+   */
   scheduleMissing (): void {
     for (const meta of this.#store.objects()) {
       if (!meta.fromBlocks && meta.parts === undefined && meta.checksums.md5 === undefined && meta.size > INLINE_MD5_MAX) this.schedule(meta)

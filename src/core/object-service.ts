@@ -51,10 +51,17 @@ export interface PutObjectInput {
    * own MD5). The MD5 is then computed before the commit whatever the size.
    */
   md5Etag?: boolean
+  /**
+   * Compute the Content-MD5 Azure stores (default true: inline for small bodies, after the
+   * acknowledgement for large ones). False for S3 Express directory buckets, whose ETags are
+   * opaque: no MD5 is computed unless the client sent one to check, and the object is recorded as
+   * one part (as S3 Express counts it), which also keeps it out of the start-up MD5 scan.
+   */
+  contentMd5?: boolean
 }
 
 /** Content headers and metadata apply only to an object the append creates; an existing object keeps its own. */
-export interface AppendObjectInput extends Omit<PutObjectInput, 'md5Etag'> {
+export interface AppendObjectInput extends Omit<PutObjectInput, 'md5Etag' | 'contentMd5'> {
   /** Where the body goes: must be the object's current size; 0 on a missing object creates it. */
   offset: number
 }
@@ -176,7 +183,8 @@ export class ObjectService {
     this.getContainer(p.container)
     checkWriteConditions(this.store.head(p.container, p.name), p.conditions)
     // Small bodies get their MD5 now; a large one's is computed after the acknowledgement.
-    const inlineMd5 = p.md5Etag === true || p.size <= INLINE_MD5_MAX || this.#backfill === undefined
+    const wantMd5 = p.md5Etag === true || p.contentMd5 !== false
+    const inlineMd5 = p.md5Etag === true || (wantMd5 && (p.size <= INLINE_MD5_MAX || this.#backfill === undefined))
     const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
@@ -184,9 +192,10 @@ export class ObjectService {
       content,
       metadata: p.metadata,
       checksums: storedChecksums(checksums),
-      ...(p.md5Etag === true && checksums.md5 !== undefined ? { etag: checksums.md5.toString('hex') } : {})
+      ...(p.md5Etag === true && checksums.md5 !== undefined ? { etag: checksums.md5.toString('hex') } : {}),
+      ...(wantMd5 ? {} : { parts: 1 })
     }, (current) => checkWriteConditions(current, p.conditions))
-    if (checksums.md5 === undefined) this.#backfill?.schedule(meta)
+    if (checksums.md5 === undefined && wantMd5) this.#backfill?.schedule(meta)
     return { meta, checksums }
   }
 

@@ -54,8 +54,9 @@ export interface ObjectMeta {
   fromBlocks: boolean
   /**
    * Parts toward S3's limit of 10,000 per object, when set by an append (S3 Express
-   * `x-amz-write-offset-bytes`: the parts before it plus one) or a copy (one). Absent: one, or
-   * one per block for an object committed from blocks (see `partCount`).
+   * `x-amz-write-offset-bytes`: the parts before it plus one), a copy (one) or a PutObject in a
+   * directory bucket (one). Absent: one, or one per block for an object committed from blocks
+   * (see `partCount`).
    */
   parts?: number
 }

@@ -540,7 +540,8 @@ export class FsStore implements LocalStore {
       metadata: write.metadata,
       checksums: write.checksums,
       extents,
-      fromBlocks
+      fromBlocks,
+      ...(write.parts === undefined ? {} : { parts: write.parts })
     }
   }
 

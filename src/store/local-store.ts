@@ -31,6 +31,8 @@ export interface ObjectWrite {
    * with the stored tag, so conditions hold across protocols.
    */
   etag?: string
+  /** Parts toward S3's per-object limit, when the writer counts them (see `ObjectMeta.parts`). */
+  parts?: number
 }
 
 /** Evaluated under the object's lock against the current version; throws to refuse the commit. */

@@ -18,8 +18,8 @@ export function validateKey (key: string): void {
 
 /**
  * PutObject: PUT /<bucket>/<key>. The ETag is the content's MD5 (hex), as S3 clients expect,
- * except in directory buckets, where it is opaque (as in S3 Express): there a large body's MD5
- * is computed after the acknowledgement.
+ * except in directory buckets, where it is opaque (as in S3 Express) and no MD5 is computed at
+ * all unless the client sent a Content-MD5 to check.
  *
  * With `x-amz-write-offset-bytes: N` (directory buckets only) the body is appended to the
  * object, whose size must be N (0 creates it); the answer also has the new size
@@ -44,7 +44,7 @@ export async function putObject (ctx: S3Context): Promise<void> {
     signal: ctx.signal
   }
   const { meta, checksums } = offset === undefined
-    ? await ctx.service.putObject({ ...input, md5Etag: !isDirectoryBucket(ctx.bucket) })
+    ? await ctx.service.putObject({ ...input, md5Etag: !isDirectoryBucket(ctx.bucket), contentMd5: !isDirectoryBucket(ctx.bucket) })
     : await ctx.service.appendObject({ ...input, offset })
   ctx.reply.header('etag', quoteEtag(meta.etag))
   if (offset !== undefined) ctx.reply.header('x-amz-object-size', String(meta.size))

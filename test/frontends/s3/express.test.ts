@@ -9,6 +9,7 @@ import {
   CreateBucketCommand, CreateSessionCommand, DeleteBucketCommand, GetObjectCommand, HeadBucketCommand, ListBucketsCommand,
   ListDirectoryBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client
 } from '@aws-sdk/client-s3'
+import { createHash } from 'node:crypto'
 import { BlobServiceClient } from '@azure/storage-blob'
 import t from 'tap'
 import { startGateway, type GatewayHandle } from '../../helpers/gateway.js'
@@ -115,6 +116,10 @@ t.test('one namespace: a directory bucket\'s objects through the Blob SDK', asyn
   t.equal(props.contentType, 'application/x-pt')
   t.same(props.metadata, { rank: '3' })
   t.equal((await blob.getBlobClient('xproto/shard.pt').downloadToBuffer()).toString(), 'from s3')
+  t.equal(props.contentMD5, undefined, 'no MD5 is computed for a directory bucket object (opaque ETags)')
+  const md5 = createHash('md5').update('checked').digest()
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'xproto/with-md5', Body: 'checked', ContentMD5: md5.toString('base64') }))
+  t.same(Buffer.from((await blob.getBlobClient('xproto/with-md5').getProperties()).contentMD5 ?? []), md5, 'a Content-MD5 the client sent is verified and kept')
   await blob.getBlockBlobClient('xproto/from-blob').upload('from blob', 9)
   t.equal((await bytes((await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'xproto/from-blob' }))).Body)).toString(), 'from blob')
 })
