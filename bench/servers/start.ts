@@ -10,7 +10,7 @@
  * - moto: moto's S3 server through bench/servers/moto-server.py and the machine's `python3` (S3).
  */
 
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -97,6 +97,66 @@ export async function startGatewayServer (dir: string): Promise<BenchServer> {
  * compiled gateway): ceiling.ts imports only node: built-ins, so a
  * transpile-only pass into `outDir` is all it needs.
  */
+/**
+ * Resolves with the match of `ready` on a child's standard output; rejects if the child fails to
+ * start, exits first, or prints no match within START_TIMEOUT_MS (`output`: its stderr so far).
+ */
+function readyLine (child: ChildProcess, name: string, ready: RegExp, output: () => string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms: ${output()}`)) }, START_TIMEOUT_MS)
+    let buf = ''
+    child.stdout?.on('data', (c: Buffer) => {
+      buf += c.toString('utf8')
+      const m = ready.exec(buf)
+      if (m !== null) {
+        clearTimeout(timer)
+        resolve(m)
+      }
+    })
+    child.once('error', (err) => { clearTimeout(timer); reject(err) })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited before listening (code ${String(code)}, signal ${String(signal)}): ${output()}`))
+    })
+  })
+}
+
+/**
+ * Looks after a spawned server: waits for its ready line (killing it if that fails), kills it if
+ * the benchmark exits, and stops it on request (`beforeStop`, SIGTERM, SIGKILL after STOP_GRACE_MS).
+ */
+async function supervise (child: ChildProcess, name: string, ready: RegExp, beforeStop?: () => void): Promise<{ match: RegExpExecArray, pid: number, stop: () => Promise<void> }> {
+  const killOnExit = (): void => { child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+  const exited = once(child, 'exit')
+  exited.catch(() => {})
+  let out = ''
+  child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
+  let match: RegExpExecArray
+  try {
+    match = await readyLine(child, name, ready, () => out)
+  } catch (err) {
+    child.kill('SIGKILL')
+    process.removeListener('exit', killOnExit)
+    throw err
+  }
+  child.stdout?.resume()
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        beforeStop?.()
+        child.kill('SIGTERM')
+        const done = await withTimeout(exited.then(() => true), STOP_GRACE_MS, `${name} stop`)
+        if (done !== true) { child.kill('SIGKILL'); await exited }
+      }
+      process.removeListener('exit', killOnExit)
+    })()
+    return stopping
+  }
+  return { match, pid: child.pid as number, stop }
+}
+
 async function transpileCeiling (outDir: string): Promise<string> {
   const source = await readFile(join(here, 'ceiling.ts'), 'utf8')
   const js = ts.transpileModule(source, {
@@ -114,56 +174,15 @@ export async function startCeilingServer (dir: string): Promise<BenchServer> {
   const child = spawn(process.execPath, [script, '--dir', dir, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc']
   })
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-  const exited = once(child, 'exit')
-  let out = ''
-  child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
-  let port: number
-  let s3Port: number
-  try {
-    [port, s3Port] = await new Promise<[number, number]>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`ceiling did not start within ${START_TIMEOUT_MS} ms: ${out}`)) }, START_TIMEOUT_MS)
-      let buf = ''
-      child.stdout?.on('data', (c: Buffer) => {
-        buf += c.toString('utf8')
-        const m = /ceiling listening on port (\d+)\n[^]*ceiling s3 listening on port (\d+)/.exec(buf)
-        if (m !== null) {
-          clearTimeout(timer)
-          resolve([Number(m[1]), Number(m[2])])
-        }
-      })
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`ceiling exited before listening (code ${String(code)}, signal ${String(signal)}): ${out}`))
-      })
-    })
-  } catch (err) {
-    child.kill('SIGKILL')
-    process.removeListener('exit', killOnExit)
-    throw err
-  }
-  child.stdout?.resume()
-  const pid = child.pid as number
-  let stopping: Promise<void> | undefined
+  const { match, pid, stop } = await supervise(child, 'ceiling', /ceiling listening on port (\d+)\n[^]*ceiling s3 listening on port (\d+)/)
   return {
     name: 'ceiling',
     pid,
     command: commandLine(pid),
-    connectionString: connectionStringFor(port),
-    s3: { endpoint: `http://127.0.0.1:${s3Port}`, accessKeyId: 'ceiling', secretAccessKey: 'ceiling' },
+    connectionString: connectionStringFor(Number(match[1])),
+    s3: { endpoint: `http://127.0.0.1:${Number(match[2])}`, accessKeyId: 'ceiling', secretAccessKey: 'ceiling' },
     dir,
-    stop () {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM')
-          const done = await withTimeout(exited.then(() => true), STOP_GRACE_MS, 'ceiling stop')
-          if (done !== true) { child.kill('SIGKILL'); await exited }
-        }
-        process.removeListener('exit', killOnExit)
-      })()
-      return stopping
-    }
+    stop
   }
 }
 
@@ -205,58 +224,14 @@ export async function startMotoServer (dir: string): Promise<BenchServer> {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, TMPDIR: dir, PYTHONUNBUFFERED: '1' }
   })
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-  const exited = once(child, 'exit')
-  exited.catch(() => {})
-  let out = ''
-  child.stderr?.on('data', (c: Buffer) => { out = (out + c.toString('utf8')).slice(-4096) })
-  let port: number
-  let versions: string
-  try {
-    [port, versions] = await new Promise<[number, string]>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`moto did not start within ${START_TIMEOUT_MS} ms: ${out}`)) }, START_TIMEOUT_MS)
-      let buf = ''
-      child.stdout?.on('data', (c: Buffer) => {
-        buf += c.toString('utf8')
-        const m = /moto listening on port (\d+) \(([^)]*)\)/.exec(buf)
-        if (m !== null) {
-          clearTimeout(timer)
-          resolve([Number(m[1]), m[2] as string])
-        }
-      })
-      child.once('error', (err) => { clearTimeout(timer); reject(err) })
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`moto exited before listening (code ${String(code)}, signal ${String(signal)}): ${out}`))
-      })
-    })
-  } catch (err) {
-    child.kill('SIGKILL')
-    process.removeListener('exit', killOnExit)
-    throw err
-  }
-  child.stdout?.resume()
-  const pid = child.pid as number
-  let stopping: Promise<void> | undefined
+  const { match, pid, stop } = await supervise(child, 'moto', /moto listening on port (\d+) \(([^)]*)\)/, () => { child.stdin?.end() })
   return {
     name: 'moto',
     pid,
-    command: `${commandLine(pid)} (${versions})`,
-    s3: { endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'moto', secretAccessKey: 'moto' },
+    command: `${commandLine(pid)} (${match[2] as string})`,
+    s3: { endpoint: `http://127.0.0.1:${Number(match[1])}`, accessKeyId: 'moto', secretAccessKey: 'moto' },
     dir,
-    stop () {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.stdin?.end()
-          child.kill('SIGTERM')
-          const done = await withTimeout(exited.then(() => true), STOP_GRACE_MS, 'moto stop')
-          if (done !== true) { child.kill('SIGKILL'); await exited }
-        }
-        process.removeListener('exit', killOnExit)
-      })()
-      return stopping
-    }
+    stop
   }
 }
 
