@@ -296,7 +296,7 @@ export class FsStore implements LocalStore {
       // The previous version's extents are shared, not copied: only the appended bytes are new.
       const file = blobExtentName(nextGen())
       const extents = [...(current?.extents ?? []), { file, size: data.size }]
-      const meta: ObjectMeta = { ...this.#newMeta(container, name, current, append.write(current), extents, false), parts }
+      const meta = this.#newMeta(container, name, current, { ...append.write(current), parts }, extents, false)
       const dir = await this.#ensureDir(hash)
       await body.place(dir, file)
       await this.#commitMeta(hash, meta)
@@ -424,9 +424,9 @@ export class FsStore implements LocalStore {
           await link(srcPaths[i] as string, join(dir, file))
           extents.push(e.blockId !== undefined ? { file, size: e.size, blockId: e.blockId } : { file, size: e.size })
         }
-        const meta = this.#newMeta(container, name, current, write, extents, source.fromBlocks)
-        // A copy is one part toward S3's append limit, however many blocks or appends its source had.
-        if (source.fromBlocks && extents.length !== 1) meta.parts = 1
+        // A copy is one part toward S3's append limit, however many blocks its source had.
+        const parts = source.fromBlocks && extents.length !== 1 ? { parts: 1 } : {}
+        const meta = this.#newMeta(container, name, current, { ...write, ...parts }, extents, source.fromBlocks)
         await this.#commitMeta(hash, meta)
         this.#capacity.unreserve(reserved)
         reserved = 0

@@ -14,7 +14,7 @@ import type { SessionMode } from './auth/sessions.js'
  */
 export async function createSession (ctx: S3Context): Promise<void> {
   validateDirectoryBucketName(ctx.bucket)
-  if (ctx.session !== undefined || ctx.auth.sessionToken !== undefined) {
+  if (ctx.auth.sessionToken !== undefined) {
     throw new S3Error(403, 'AccessDenied', 'CreateSession must be signed with long-term credentials, not a session.')
   }
   const modeHeader = header(ctx.raw.headers, 'x-amz-create-session-mode') ?? 'ReadWrite'

@@ -34,6 +34,11 @@ function listParams (ctx: S3Context): ListParams {
   }
 }
 
+/** MaxKeys, Delimiter and EncodingType: what every listing answer echoes of its request. */
+function echoedParams (p: ListParams, url: boolean): string {
+  return el('MaxKeys', p.maxKeys) + (p.delimiter === '' ? '' : el('Delimiter', p.encode(p.delimiter))) + (url ? el('EncodingType', 'url') : '')
+}
+
 /** The first name after every name that starts with `p` (a marker that is a common prefix skips it whole). */
 function successor (p: string): string {
   return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
@@ -109,9 +114,7 @@ export async function listObjectsV2 (ctx: S3Context): Promise<void> {
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix))
   if (token !== null) xml += el('ContinuationToken', token)
   if (startAfter !== undefined) xml += el('StartAfter', p.encode(startAfter))
-  xml += el('KeyCount', result.entries.length) + el('MaxKeys', p.maxKeys)
-  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
-  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += el('KeyCount', result.entries.length) + echoedParams(p, q.get('encoding-type') === 'url')
   xml += el('IsTruncated', result.next !== undefined)
   if (result.next !== undefined) xml += el('NextContinuationToken', Buffer.from(result.next, 'utf8').toString('base64url'))
   xml += entries + '</ListBucketResult>'
@@ -129,9 +132,7 @@ export async function listObjectsV1 (ctx: S3Context): Promise<void> {
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('Marker', p.encode(marker))
   if (result.next !== undefined && p.delimiter !== '' && last !== undefined) xml += el('NextMarker', p.encode(last))
-  xml += el('MaxKeys', p.maxKeys)
-  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
-  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += echoedParams(p, q.get('encoding-type') === 'url')
   xml += el('IsTruncated', result.next !== undefined) + entries + '</ListBucketResult>'
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }
@@ -150,9 +151,7 @@ export async function listObjectVersions (ctx: S3Context): Promise<void> {
   let xml = `${XML_DECL}<ListVersionsResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('KeyMarker', p.encode(keyMarker)) + el('VersionIdMarker', q.get('version-id-marker') ?? '')
   if (result.next !== undefined && last !== undefined) xml += el('NextKeyMarker', p.encode(last)) + el('NextVersionIdMarker', 'null')
-  xml += el('MaxKeys', p.maxKeys)
-  if (p.delimiter !== '') xml += el('Delimiter', p.encode(p.delimiter))
-  if (q.get('encoding-type') === 'url') xml += el('EncodingType', 'url')
+  xml += echoedParams(p, q.get('encoding-type') === 'url')
   xml += el('IsTruncated', result.next !== undefined) + entries + '</ListVersionsResult>'
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }

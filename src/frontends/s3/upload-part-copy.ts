@@ -38,7 +38,7 @@ export async function uploadPartCopy (ctx: S3Context): Promise<void> {
   const range = copyRange(header(ctx.raw.headers, 'x-amz-copy-source-range'), source.meta.size)
   const size = range === undefined ? source.meta.size : range.end - range.start + 1
   if (size > MAX_BLOCK_PUT) {
-    throw new S3Error(400, 'InvalidRequest', 'The specified copy source is larger than the maximum allowable size for a copy source: 5368709120')
+    throw new S3Error(400, 'InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_BLOCK_PUT}`)
   }
   const { body } = ctx.service.read(source.meta, range)
   const { block, checksums } = await ctx.service.stageBlock({
