@@ -27,7 +27,8 @@ export function helpText (version: string): string {
     if (s.flag === undefined) {
       lines.push(`  (config file only) ${s.key}`)
     } else {
-      lines.push(`  --${s.flag} ${s.arg ?? ''}`.trimEnd(), `      env ${envName(s.flag)}, file key ${s.key}`)
+      const where = `      env ${envName(s.flag)}, file key ${s.key}`
+      lines.push(`  --${s.flag} ${s.arg ?? ''}`.trimEnd(), ...(where.length <= 80 ? [where] : [`      env ${envName(s.flag)},`, `      file key ${s.key}`]))
     }
     for (const line of s.help) lines.push(`      ${line}`)
     lines.push(`      Default: ${s.defaultText}`)

@@ -13,6 +13,7 @@ import { DEV_S3_SECRET_KEY, EMULATOR_KEY, type Config } from './schema.js'
 import { isLoopback } from './parse.js'
 import {
   AUTO_CAPACITY_FRACTION,
+  AUTO_DIRTY_FRACTION,
   CONFIG_ENV,
   CONFIG_FLAG,
   SETTINGS,
@@ -91,7 +92,9 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string 
 
   for (const setting of SETTINGS) {
     if (!(setting.key in raw)) {
-      raw[setting.key] = setting.default(env, cwd)
+      const value = setting.default(env, cwd)
+      if (value === undefined) continue
+      raw[setting.key] = value
       sources[setting.key] = setting.key === 'dataDir' && path.isAbsolute(env.XDG_DATA_HOME ?? '') ? 'the default under XDG_DATA_HOME' : 'the default'
     }
   }
@@ -128,10 +131,24 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string 
       problems.push(`cannot use --capacity auto (${from('capacity')}): the filesystem of ${JSON.stringify(existing)} has no free space; free some or set --capacity`)
     }
   }
+  if (config.mode === 'cache-only') {
+    for (const key of ['upstreamConnectionString', 'upstreamAccountUrl', 'upstreamContainer'] as const) {
+      if (config[key] !== undefined) problems.push(`${settingName(BY_KEY.get(key)!)} (${from(key)}) needs --mode writeback or writethrough (--mode is cache-only, ${from('mode')})`)
+    }
+  } else if ((config.upstreamConnectionString === undefined) === (config.upstreamAccountUrl === undefined)) {
+    problems.push(config.upstreamConnectionString === undefined
+      ? `--mode ${config.mode} (${from('mode')}) needs an upstream: set --upstream-connection-string or --upstream-account-url`
+      : `set one of --upstream-connection-string (${from('upstreamConnectionString')}) and --upstream-account-url (${from('upstreamAccountUrl')}), not both`)
+  }
   if (problems.length > 0) throw new ConfigError(problems)
-  return config.capacity === 'auto'
-    ? { ...config, capacity: capacity as number, capacityAuto: true }
-    : { ...config, capacity: capacity as number }
+  const dirtyLimit = config.dirtyLimit === 'auto' ? Math.max(1, Math.floor((capacity as number) * AUTO_DIRTY_FRACTION)) : config.dirtyLimit
+  return {
+    ...config,
+    capacity: capacity as number,
+    ...(config.capacity === 'auto' ? { capacityAuto: true } : {}),
+    dirtyLimit,
+    ...(config.dirtyLimit === 'auto' ? { dirtyLimitAuto: true } : {})
+  }
 }
 
 interface ParsedArgv {

@@ -136,3 +136,74 @@ export function parseSecretKey (text: string): string {
   if (!/^[\x21-\x7e]{8,128}$/.test(text)) throw new Error('must be 8-128 printable ASCII characters without spaces')
   return text
 }
+
+/** A whole number ≥ 0. */
+export function parseNonNegativeInt (text: string): number {
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(Number(text))) throw new Error('must be a whole number (0 or more)')
+  return Number(text)
+}
+
+/** An Azure block size: 1 MiB to 4000 MiB. */
+export function parseBlockSize (text: string): number {
+  const bytes = parseSize(text)
+  if (bytes < 2 ** 20 || bytes > 4000 * 2 ** 20) throw new Error('must be between 1MiB and 4000MiB')
+  return bytes
+}
+
+/** An Azure Storage connection string: `;`-separated `Key=Value` pairs with an account key or a SAS. */
+export function parseConnectionString (text: string): string {
+  const pairs = new Map<string, string>()
+  for (const part of text.split(';')) {
+    if (part.trim() === '') continue
+    const eq = part.indexOf('=')
+    if (eq <= 0) throw new Error('must be Key=Value pairs separated by ;')
+    pairs.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim())
+  }
+  const hasKey = pairs.has('accountname') && pairs.has('accountkey')
+  const hasSas = pairs.has('sharedaccesssignature') && (pairs.has('blobendpoint') || pairs.has('accountname'))
+  if (!hasKey && !hasSas) throw new Error('must hold AccountName and AccountKey, or SharedAccessSignature and BlobEndpoint')
+  return text
+}
+
+/** An http(s) URL. */
+export function parseUrl (text: string): string {
+  let url: URL
+  try {
+    url = new URL(text.trim())
+  } catch {
+    throw new Error('must be a URL such as https://ACCOUNT.blob.core.windows.net')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http or https URL')
+  return url.toString().replace(/\/$/, '')
+}
+
+/** An Azure container name: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit. */
+export function parseContainerName (text: string): string {
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(text)) throw new Error('must be an Azure container name: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit')
+  return text
+}
+
+/** Comma-separated base-name globs (`*`, `?`), none empty, none with `/`. */
+export function parseGlobList (text: string): string[] {
+  const globs = text.split(',').map((g) => g.trim())
+  if (globs.some((g) => g === '' || g.includes('/'))) throw new Error('must be comma-separated base-name patterns such as .metadata,_SUCCESS,*.complete (no empty entries, no /)')
+  return globs
+}
+
+/** identity | hash[:N] | round-robin:P1,P2,… | binary[:MINLEN] | hex[:MINLEN]. */
+export function parseLayoutSpec (text: string): string {
+  const spec = text.trim()
+  const m = /^(identity|hash|round-robin|binary|hex)(?::(.*))?$/.exec(spec)
+  if (m === null) throw new Error('must be identity, hash[:N], round-robin:P1,P2,..., binary[:MINLEN] or hex[:MINLEN]')
+  const [, kind, arg] = m
+  if (kind === 'identity' && arg !== undefined) throw new Error('identity takes no argument')
+  if ((kind === 'hash' || kind === 'binary' || kind === 'hex') && arg !== undefined) {
+    const max = kind === 'hash' ? 8 : kind === 'binary' ? 32 : 8
+    if (!/^\d+$/.test(arg) || Number(arg) < 1 || Number(arg) > max) throw new Error(`${kind}:N needs N from 1 to ${max}`)
+  }
+  if (kind === 'round-robin') {
+    const prefixes = (arg ?? '').split(',')
+    if (arg === undefined || prefixes.some((p) => !/^[A-Za-z0-9._-]+$/.test(p))) throw new Error('round-robin needs a comma-separated list of prefixes of letters, digits, . _ -')
+  }
+  return spec
+}

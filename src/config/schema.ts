@@ -5,7 +5,7 @@
  */
 
 export type EvictionPolicy = 'reject' | 'lru'
-export type Mode = 'cache-only'
+export type Mode = 'cache-only' | 'writeback' | 'writethrough'
 
 export interface Config {
   /** Root of the local store (objects, staged blocks, temp files). */
@@ -37,7 +37,34 @@ export interface Config {
   stagedBlockMaxAgeMs: number
   /** Requests in flight per client port; more are refused with a retryable 503 and Retry-After. */
   maxRequests: number
+  /** cache-only: no cloud tier; writeback: acknowledge locally, upload later; writethrough: acknowledge after the upload. */
   mode: Mode
+  /** Azure Blob account for the cloud tier: a connection string with an account key or a SAS. */
+  upstreamConnectionString?: string
+  /** Or the account's blob endpoint URL, authenticated with DefaultAzureCredential (managed / workload identity). */
+  upstreamAccountUrl?: string
+  /** All local containers into this one upstream container (each under `<container>/`); else one upstream container per local one. */
+  upstreamContainer?: string
+  /** Prefix `Layout` strategy: identity, hash[:N], round-robin:P1,P2,…, binary[:MINLEN], hex[:MINLEN]. */
+  layout: string
+  /** Dirty bytes past which writes are refused with a retryable 503. */
+  dirtyLimit: number
+  /** Set when `dirtyLimit` came from `auto` (half the capacity). */
+  dirtyLimitAuto?: boolean
+  /** Port of the admin API (/metrics, /healthz, /status, /flush); same --host. */
+  adminPort: number
+  /** Block size of upstream uploads and read-through range GETs. */
+  uploadBlockSize: number
+  /** Objects uploaded at once. */
+  writebackConcurrency: number
+  /** Blocks in flight per upload (and ranges in flight per read-through fill). */
+  blockConcurrency: number
+  /** Upstream requests per second at most, 0 = no cap. */
+  upstreamMaxRps: number
+  /** Commit markers (basename globs): uploaded after every object committed earlier in their directory. */
+  markerPatterns: string[]
+  /** Clean objects are checked against the upstream etag when last checked longer ago than this; 0 = never. */
+  revalidateAfterMs: number
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 

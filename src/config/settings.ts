@@ -17,10 +17,17 @@ import {
   parsePositiveInt,
   parseSecretKey,
   parseSize,
+  parseBlockSize,
+  parseConnectionString,
+  parseContainerName,
+  parseGlobList,
+  parseLayoutSpec,
+  parseNonNegativeInt,
+  parseUrl,
 } from './parse.js'
 
 /** Config as read, before `capacity: 'auto'` is resolved against the data dir's filesystem. */
-export type RawConfig = Omit<Config, 'capacity' | 'capacityAuto'> & { capacity: number | 'auto' }
+export type RawConfig = Omit<Config, 'capacity' | 'capacityAuto' | 'dirtyLimit' | 'dirtyLimitAuto'> & { capacity: number | 'auto', dirtyLimit: number | 'auto' }
 
 /** Where relative paths resolve and where the default data dir comes from. */
 export interface ParseContext {
@@ -45,11 +52,14 @@ interface SettingOf<K extends keyof RawConfig> {
   help: string[]
 }
 
-export type Setting = { [K in keyof RawConfig]: SettingOf<K> }[keyof RawConfig]
+export type Setting = { [K in keyof RawConfig]-?: SettingOf<K> }[keyof RawConfig]
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const EVICTION_POLICIES = ['reject', 'lru'] as const
-export const MODES = ['cache-only'] as const
+export const MODES = ['cache-only', 'writeback', 'writethrough'] as const
+export const DEFAULT_MARKER_PATTERNS = ['.metadata', '_SUCCESS', '*.complete']
+/** `--dirty-limit auto`: this fraction of the capacity. */
+export const AUTO_DIRTY_FRACTION = 0.5
 export const AUTO_CAPACITY_FRACTION = 0.9
 export const DEFAULT_STAGED_BLOCK_MAX_AGE_MS = 7 * 86_400_000
 export const DEFAULT_MAX_REQUESTS = 1024
@@ -181,6 +191,134 @@ export const SETTINGS: readonly Setting[] = [
     ],
   },
   {
+    key: 'mode',
+    flag: 'mode',
+    arg: 'cache-only|writeback|writethrough',
+    parse: parseChoice(MODES),
+    default: () => 'cache-only',
+    defaultText: 'cache-only',
+    help: [
+      'cache-only: no cloud tier, objects live in the cache only. writeback:',
+      'a write is acknowledged once durable in the cache and uploaded to Azure',
+      'Blob later, in commit order. writethrough: acknowledged after the upload.',
+      'Both read through from Azure Blob on a miss and need an upstream.',
+    ],
+  },
+  {
+    key: 'upstreamConnectionString',
+    flag: 'upstream-connection-string',
+    arg: 'STR',
+    secret: true,
+    parse: parseConnectionString,
+    default: () => undefined,
+    defaultText: 'none',
+    help: ['Azure Storage connection string of the upstream account (AccountKey or', 'SharedAccessSignature).'],
+  },
+  {
+    key: 'upstreamAccountUrl',
+    flag: 'upstream-account-url',
+    arg: 'URL',
+    parse: parseUrl,
+    default: () => undefined,
+    defaultText: 'none',
+    help: ['Or the upstream account\'s blob endpoint, e.g. https://ACCOUNT.blob.core.', 'windows.net, authenticated with DefaultAzureCredential (managed identity,', 'AKS workload identity, environment, Azure CLI).'],
+  },
+  {
+    key: 'upstreamContainer',
+    flag: 'upstream-container',
+    arg: 'NAME',
+    parse: parseContainerName,
+    default: () => undefined,
+    defaultText: 'none: each container to the upstream container of its name',
+    help: ['Put every container into this one upstream container, under', '<container>/.'],
+  },
+  {
+    key: 'layout',
+    flag: 'layout',
+    arg: 'STRATEGY',
+    parse: parseLayoutSpec,
+    default: () => 'identity',
+    defaultText: 'identity',
+    help: [
+      'Upstream blob names: identity; hash[:N] (N hex chars of a hash of the',
+      'directory first, default 2); round-robin:P1,P2,... (DCP shard',
+      '__<rank>_<n>.distcp under P[rank mod count]); binary[:MINLEN] or',
+      'hex[:MINLEN] (under the rank reversed in binary or hex, default 8 / 2).',
+    ],
+  },
+  {
+    key: 'dirtyLimit',
+    flag: 'dirty-limit',
+    arg: 'SIZE',
+    parse: (text) => text.trim().toLowerCase() === 'auto' ? 'auto' : parseSize(text),
+    default: () => 'auto',
+    defaultText: 'auto',
+    help: ['Bytes not yet uploaded past which writes get a retryable 503 with', 'Retry-After; auto: half the capacity.'],
+  },
+  {
+    key: 'adminPort',
+    flag: 'admin-port',
+    arg: 'PORT',
+    parse: parsePort,
+    default: () => 10100,
+    defaultText: '10100',
+    help: ['Admin API port on --host: /metrics (Prometheus), /healthz, /status,', '/flush; 0 picks any free port.'],
+  },
+  {
+    key: 'uploadBlockSize',
+    flag: 'upload-block-size',
+    arg: 'SIZE',
+    parse: parseBlockSize,
+    default: () => 8 * 1024 * 1024,
+    defaultText: '8MiB',
+    help: ['Block size of uploads to and range reads from Azure Blob (1MiB-4000MiB).'],
+  },
+  {
+    key: 'writebackConcurrency',
+    flag: 'writeback-concurrency',
+    arg: 'N',
+    parse: parsePositiveInt,
+    default: () => 8,
+    defaultText: '8',
+    help: ['Objects uploaded at once.'],
+  },
+  {
+    key: 'blockConcurrency',
+    flag: 'block-concurrency',
+    arg: 'N',
+    parse: parsePositiveInt,
+    default: () => 4,
+    defaultText: '4',
+    help: ['Blocks in flight per upload, and ranges per read-through fill.'],
+  },
+  {
+    key: 'upstreamMaxRps',
+    flag: 'upstream-max-rps',
+    arg: 'N',
+    parse: parseNonNegativeInt,
+    default: () => 0,
+    defaultText: '0 (no cap)',
+    help: ['Upstream requests per second at most from this node; 0: no cap.'],
+  },
+  {
+    key: 'markerPatterns',
+    flag: 'marker-patterns',
+    arg: 'GLOBS',
+    parse: parseGlobList,
+    default: () => DEFAULT_MARKER_PATTERNS,
+    defaultText: DEFAULT_MARKER_PATTERNS.join(','),
+    help: ['Commit markers, comma-separated base-name globs (* and ?): uploaded', 'only after every object committed earlier in their directory.'],
+  },
+  {
+    key: 'revalidateAfterMs',
+    flag: 'revalidate-after',
+    arg: 'DURATION',
+    parse: (text) => text.trim() === '0' ? 0 : parseDuration(text),
+    default: () => 600_000,
+    defaultText: '10m',
+    help: ['A clean cached object read longer than this after its last check is', 'checked against the upstream etag; 0: never.'],
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     arg: 'LEVEL',
@@ -188,13 +326,6 @@ export const SETTINGS: readonly Setting[] = [
     default: () => 'info',
     defaultText: 'info',
     help: [`One of ${LOG_LEVELS.join(', ')}.`, 'Logs are JSON lines on stdout.'],
-  },
-  {
-    key: 'mode',
-    parse: parseChoice(MODES),
-    default: () => 'cache-only',
-    defaultText: 'cache-only',
-    help: ['cache-only: objects live on this node only, there is no cloud tier.', 'Config file only for now; writeback modes are not implemented yet.'],
   },
 ]
 

@@ -51,7 +51,12 @@ t.test('defaults', async t => {
   t.ok(Number.isSafeInteger(config.capacity) && config.capacity > 0, 'capacity is a positive whole number of bytes')
   // Others write to this filesystem at the same time: allow 1 GiB of drift.
   t.ok(Math.abs(config.capacity - expectedCapacity) < 2 ** 30, `capacity auto ${config.capacity} ≈ 90% of free ${expectedCapacity}`)
-  t.same(Object.keys(config).sort(), ['account', 'accountKey', 'blobPort', 'capacity', 'capacityAuto', 'dataDir', 'eviction', 'host', 'logLevel', 'maxRequests', 'mode', 's3AccessKey', 's3Port', 's3SecretKey', 'stagedBlockMaxAgeMs'])
+  t.same(Object.keys(config).sort(), [
+    'account', 'accountKey', 'adminPort', 'blobPort', 'blockConcurrency', 'capacity', 'capacityAuto', 'dataDir', 'dirtyLimit', 'dirtyLimitAuto',
+    'eviction', 'host', 'layout', 'logLevel', 'markerPatterns', 'maxRequests', 'mode', 'revalidateAfterMs', 's3AccessKey', 's3Port', 's3SecretKey',
+    'stagedBlockMaxAgeMs', 'uploadBlockSize', 'upstreamMaxRps', 'writebackConcurrency'])
+  t.match(config, { adminPort: 10100, layout: 'identity', uploadBlockSize: 8 * 2 ** 20, writebackConcurrency: 8, blockConcurrency: 4, upstreamMaxRps: 0, markerPatterns: ['.metadata', '_SUCCESS', '*.complete'], revalidateAfterMs: 600_000 })
+  t.equal(config.dirtyLimit, Math.floor(config.capacity * 0.5), 'dirty limit auto: half the capacity')
 })
 
 t.test('default data dir', async t => {
@@ -119,6 +124,18 @@ t.test('every setting from the environment and from a file', async t => {
     CKPTCACHE_STAGED_BLOCK_MAX_AGE: '12h',
     CKPTCACHE_MAX_REQUESTS: '64',
     CKPTCACHE_LOG_LEVEL: 'silent',
+    CKPTCACHE_MODE: 'writeback',
+    CKPTCACHE_UPSTREAM_CONNECTION_STRING: 'AccountName=acct;AccountKey=' + OTHER_KEY,
+    CKPTCACHE_UPSTREAM_CONTAINER: 'checkpoints',
+    CKPTCACHE_LAYOUT: 'round-robin:a,b',
+    CKPTCACHE_DIRTY_LIMIT: '2GB',
+    CKPTCACHE_ADMIN_PORT: '0',
+    CKPTCACHE_UPLOAD_BLOCK_SIZE: '16MiB',
+    CKPTCACHE_WRITEBACK_CONCURRENCY: '2',
+    CKPTCACHE_BLOCK_CONCURRENCY: '3',
+    CKPTCACHE_UPSTREAM_MAX_RPS: '500',
+    CKPTCACHE_MARKER_PATTERNS: '.metadata,*.done',
+    CKPTCACHE_REVALIDATE_AFTER: '0',
   }
   t.same(loadConfig([], env, dir), {
     dataDir: path.join(dir, 'store'),
@@ -133,8 +150,19 @@ t.test('every setting from the environment and from a file', async t => {
     eviction: 'lru',
     stagedBlockMaxAgeMs: 12 * 3600e3,
     maxRequests: 64,
-    mode: 'cache-only',
+    mode: 'writeback',
     logLevel: 'silent',
+    upstreamConnectionString: 'AccountName=acct;AccountKey=' + OTHER_KEY,
+    upstreamContainer: 'checkpoints',
+    layout: 'round-robin:a,b',
+    dirtyLimit: 2e9,
+    adminPort: 0,
+    uploadBlockSize: 16 * 2 ** 20,
+    writebackConcurrency: 2,
+    blockConcurrency: 3,
+    upstreamMaxRps: 500,
+    markerPatterns: ['.metadata', '*.done'],
+    revalidateAfterMs: 0,
   })
 
   const sub = path.join(dir, 'etc')
@@ -170,9 +198,37 @@ t.test('every setting from the environment and from a file', async t => {
     maxRequests: 4096,
     mode: 'cache-only',
     logLevel: 'error',
+    layout: 'identity',
+    dirtyLimit: 0.75 * 2 ** 40,
+    dirtyLimitAuto: true,
+    adminPort: 10100,
+    uploadBlockSize: 8 * 2 ** 20,
+    writebackConcurrency: 8,
+    blockConcurrency: 4,
+    upstreamMaxRps: 0,
+    markerPatterns: ['.metadata', '_SUCCESS', '*.complete'],
+    revalidateAfterMs: 600_000,
   }, 'relative paths in a file resolve against its directory')
   t.equal(loadConfig(['--config', writeJson(sub, 'd.json', { stagedBlockMaxAgeMs: '30m' })], {}).stagedBlockMaxAgeMs, 30 * 60e3,
     'a duration string in the file')
+})
+
+t.test('cloud tier settings are checked together', async t => {
+  t.same(problemsOf(t, () => loadConfig(['--mode', 'writeback'], {})), [
+    '--mode writeback (from the command line) needs an upstream: set --upstream-connection-string or --upstream-account-url'])
+  t.same(problemsOf(t, () => loadConfig(['--upstream-account-url', 'https://a.blob.core.windows.net'], {})), [
+    '--upstream-account-url (from the command line) needs --mode writeback or writethrough (--mode is cache-only, from the default)'])
+  t.same(problemsOf(t, () => loadConfig(['--mode', 'writethrough', '--upstream-account-url', 'https://a.blob.core.windows.net', '--upstream-connection-string', 'AccountName=a;AccountKey=' + OTHER_KEY], {})), [
+    'set one of --upstream-connection-string (from the command line) and --upstream-account-url (from the command line), not both'])
+  t.same(problemsOf(t, () => loadConfig(['--upstream-connection-string', 'AccountName=a'], {})), [
+    'invalid --upstream-connection-string (from the command line): must hold AccountName and AccountKey, or SharedAccessSignature and BlobEndpoint'], 'the secret is not echoed')
+  t.same(problemsOf(t, () => loadConfig(['--layout', 'round-robin:'], {})), [
+    'invalid --layout "round-robin:" (from the command line): round-robin needs a comma-separated list of prefixes of letters, digits, . _ -'])
+  t.same(problemsOf(t, () => loadConfig(['--upload-block-size', '512KiB'], {})), [
+    'invalid --upload-block-size "512KiB" (from the command line): must be between 1MiB and 4000MiB'])
+  t.same(problemsOf(t, () => loadConfig(['--marker-patterns', 'a,,b'], {})), [
+    'invalid --marker-patterns "a,,b" (from the command line): must be comma-separated base-name patterns such as .metadata,_SUCCESS,*.complete (no empty entries, no /)'])
+  t.equal(loadConfig(['--mode', 'writeback', '--upstream-account-url', 'https://a.blob.core.windows.net/', '--capacity', '10GB'], {}).dirtyLimit, 5e9)
 })
 
 t.test('sizes', async t => {
@@ -280,7 +336,7 @@ t.test('config file errors', async t => {
     stagedBlockMaxAge: '7d',
     colour: 'blue',
     eviction: true,
-    mode: 'writeback',
+    mode: 'write-back',
     accountKey: 'nope!',
   })
   const where = `config file "${file}"`
@@ -290,7 +346,7 @@ t.test('config file errors', async t => {
     `unknown key "colour" in ${where}`,
     `invalid --eviction (from ${where}, key "eviction"): must be a string or a number, not boolean`,
     `invalid --blob-port "abc" (from ${where}, key "blobPort"): must be an integer 0-65535`,
-    `invalid mode "writeback" (from ${where}, key "mode"): must be one of cache-only`,
+    `invalid --mode "write-back" (from ${where}, key "mode"): must be one of cache-only, writeback, writethrough`,
     `invalid --account-key (from ${where}, key "accountKey"): must be base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4 characters)`,
   ], 'all problems at once, in file order after structural ones')
 })
