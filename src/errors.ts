@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   CC_ERR_INVALID_INPUT: 'One of the request inputs is not valid.',
   CC_ERR_COPY_SOURCE_NOT_FOUND: 'The copy source could not be found or verified.',
   CC_ERR_SERVER_BUSY: 'The server is busy.',
+  CC_ERR_UPSTREAM_UNAVAILABLE: 'The upstream storage is unavailable.',
   CC_ERR_CLIENT_ABORTED: 'The client closed the connection before the request completed.',
   CC_ERR_INTERNAL: 'The server encountered an internal error.',
 } as const

@@ -59,6 +59,17 @@ export interface ObjectMeta {
    * (see `partCount`).
    */
   parts?: number
+  /** Cloud tier (writeback modes): true while this version is not yet uploaded. Absent when clean or in cache-only mode. */
+  dirty?: boolean
+  /** Store-wide increasing commit sequence of a dirty version: the writeback uploads in this order. */
+  seq?: number
+  /**
+   * The etag of the upstream blob holding this name, as last known: this version's own once it is
+   * clean; an older version's while this one is dirty (what a delete must remove upstream).
+   */
+  upstreamEtag?: string
+  /** Never stored: set on metas answered from the upstream for objects not in the cache (read-through). */
+  origin?: 'upstream'
 }
 
 /** S3's limit on the parts of one object: appends plus multipart parts (a copy starts again at one). */

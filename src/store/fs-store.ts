@@ -1,4 +1,4 @@
-import { link, mkdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, readFile, rename, rm, rmdir, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CacheError } from '../errors.js'
@@ -9,7 +9,7 @@ import { Capacity } from './capacity.js'
 import { fsyncDir, ingestToTemp, writeFileAtomic } from './durable.js'
 import { KeyLock } from './key-lock.js'
 import type {
-  AppendWrite, BlockRef, Ingested, IngestRequest, ListedEntry, LocalStore, ObjectWrite, Precheck, StoreListPage, StoreStats
+  AppendWrite, BlockRef, Ingested, IngestRequest, ListedEntry, LocalStore, ObjectWrite, Precheck, StoreEvent, StoreListPage, StoreStats, StoreWatcher
 } from './local-store.js'
 import { blobExtentName, blockExtentName, nextGen, objectHash, STORE_FORMAT, StorePaths } from './paths.js'
 import { Pins } from './pins.js'
@@ -28,6 +28,11 @@ export interface FsStoreOptions {
   /** S3 allows 10,000 parts per object (appends plus multipart parts). */
   maxParts?: number
   onError?: (err: unknown, what: string) => void
+  /**
+   * A store with a cloud tier (writeback modes): every write makes a dirty version (never
+   * evicted) until `markClean`; read-through fills (`ObjectWrite.fill`) are clean from the start.
+   */
+  tiered?: boolean
 }
 
 interface ContainerState {
@@ -56,6 +61,9 @@ export class FsStore implements LocalStore {
   readonly #byHash = new Map<string, ObjectMeta>()
   readonly #staged = new Map<string, StagedSet>()
   #gcTimer: NodeJS.Timeout | undefined
+  readonly #watchers: StoreWatcher[] = []
+  /** The next dirty version's commit sequence number. */
+  #nextSeq = 1
 
   constructor (opts: FsStoreOptions) {
     this.#opts = opts
@@ -79,7 +87,10 @@ export class FsStore implements LocalStore {
     const idx = await rebuildIndex(p)
     for (const c of idx.containers) this.#containers.set(c.name, { meta: c, names: new SortedNames(), objects: new Map() })
     idx.objects.sort((a, b) => a.lastModifiedMs - b.lastModifiedMs)
-    for (const meta of idx.objects) this.#install(objectHash(meta.container, meta.name), meta)
+    for (const meta of idx.objects) {
+      this.#install(objectHash(meta.container, meta.name), meta)
+      if (meta.seq !== undefined && meta.seq >= this.#nextSeq) this.#nextSeq = meta.seq + 1
+    }
     for (const s of idx.staged) {
       this.#staged.set(s.hash, { container: s.container, name: s.name, blocks: new Map(s.blocks.map((b) => [b.blockId, b])) })
       for (const b of s.blocks) this.#capacity.staged += b.size
@@ -452,10 +463,12 @@ export class FsStore implements LocalStore {
         content: patch.content ?? current.content,
         metadata: patch.metadata ?? current.metadata,
         etag: newEtag(now),
-        lastModifiedMs: now
+        lastModifiedMs: now,
+        ...(this.#opts.tiered === true ? { dirty: true, seq: this.#nextSeq++ } : {})
       }
       await this.#commitMeta(hash, meta)
       this.#install(hash, meta)
+      await this.#tell({ type: 'commit', meta, previous: current })
       return meta
     })
   }
@@ -478,6 +491,50 @@ export class FsStore implements LocalStore {
     })
   }
 
+  async markClean (container: string, name: string, etag: string, upstreamEtag: string): Promise<boolean> {
+    const hash = objectHash(container, name)
+    return this.#lock.run(hash, async () => {
+      const current = this.#containers.get(container)?.objects.get(name)
+      if (current === undefined || current.etag !== etag) return false
+      if (current.dirty !== true && current.upstreamEtag === upstreamEtag) return true
+      const { dirty: _dirty, seq: _seq, ...rest } = current
+      const meta: ObjectMeta = { ...rest, upstreamEtag }
+      await this.#commitMeta(hash, meta)
+      this.#install(hash, meta)
+      return true
+    })
+  }
+
+  async evict (container: string, name: string, etag: string): Promise<boolean> {
+    const hash = objectHash(container, name)
+    return this.#lock.run(hash, async () => {
+      const current = this.#containers.get(container)?.objects.get(name)
+      if (current === undefined || current.etag !== etag || current.dirty === true) return false
+      this.#uninstall(hash, current)
+      await this.#removeObjectFiles(hash, current.extents, true)
+      await this.#tell({ type: 'evict', meta: current })
+      return true
+    })
+  }
+
+  async allocate (size: number): Promise<Ingested> {
+    this.#makeRoom(size)
+    const path = join(this.#paths.tmp, `f-${nextGen()}`)
+    try {
+      await writeFile(path, '', { flag: 'wx' })
+      await truncate(path, size)
+    } catch (err) {
+      this.#capacity.unreserve(size)
+      await rm(path, { force: true })
+      throw err
+    }
+    return { path, size, reserved: size }
+  }
+
+  watch (watcher: StoreWatcher): void {
+    this.#watchers.push(watcher)
+  }
+
   objects (): IterableIterator<ObjectMeta> {
     return this.#byHash.values()
   }
@@ -489,6 +546,7 @@ export class FsStore implements LocalStore {
       const current = state.objects.get(name)
       precheck(current)
       if (current === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
+      await this.#tell({ type: 'delete', meta: current })
       this.#uninstall(hash, current)
       await this.#removeObjectFiles(hash, current.extents, true)
       return current
@@ -541,17 +599,32 @@ export class FsStore implements LocalStore {
       checksums: write.checksums,
       extents,
       fromBlocks,
-      ...(write.parts === undefined ? {} : { parts: write.parts })
+      ...(write.parts === undefined ? {} : { parts: write.parts }),
+      ...this.#tierState(current, write)
     }
+  }
+
+  /** A tiered store's new version is dirty (keeping what upstream holds of the name), unless it is a fill. */
+  #tierState (current: ObjectMeta | undefined, write: ObjectWrite): Pick<ObjectMeta, 'dirty' | 'seq' | 'upstreamEtag'> {
+    if (this.#opts.tiered !== true) return {}
+    if (write.fill !== undefined) return { upstreamEtag: write.fill.upstreamEtag }
+    return { dirty: true, seq: this.#nextSeq++, ...(current?.upstreamEtag === undefined ? {} : { upstreamEtag: current.upstreamEtag }) }
+  }
+
+  /** Tells the watchers, in order, waiting for each. */
+  async #tell (event: StoreEvent): Promise<void> {
+    for (const w of this.#watchers) await w(event)
   }
 
   /** Reserves room for a write, evicting least recently used objects under `lru`. */
   #makeRoom (bytes: number): void {
-    const victims = this.#capacity.planRoom(bytes)
+    // Dirty data is never evicted: it exists nowhere else yet.
+    const victims = this.#capacity.planRoom(bytes, (hash) => this.#byHash.get(hash)?.dirty === true)
     for (const hash of victims) {
       const meta = this.#byHash.get(hash)
       if (meta === undefined) continue
       this.#uninstall(hash, meta)
+      this.#tell({ type: 'evict', meta }).catch((err) => this.#opts.onError?.(err, 'evict watcher'))
       void this.#lock.run(hash, async () => {
         const now = this.#byHash.get(hash)
         const keep = new Set(now?.extents.map((e) => e.file) ?? [])
@@ -602,6 +675,7 @@ export class FsStore implements LocalStore {
     for (const e of previous?.extents ?? []) if (!keep.has(e.file)) garbage.push(join(dir, e.file))
     if (hadOwnerFile) garbage.push(join(dir, 'owner.json'))
     this.#removeLater(garbage)
+    await this.#tell({ type: 'commit', meta, previous })
   }
 
   #removeLater (paths: string[]): void {

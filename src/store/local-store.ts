@@ -33,7 +33,27 @@ export interface ObjectWrite {
   etag?: string
   /** Parts toward S3's per-object limit, when the writer counts them (see `ObjectMeta.parts`). */
   parts?: number
+  /**
+   * A read-through fill: the version is a copy of the upstream blob with this etag, clean from
+   * the start. Other writes of a tiered store are dirty.
+   */
+  fill?: { upstreamEtag: string }
 }
+
+/**
+ * What changed, told to the store's watchers (the writeback) under the object's lock.
+ * - `commit`: a new version is durable and current (any write: put, append, blocks, copy, metadata).
+ * - `delete`: a client delete is about to remove `meta`; the watcher's promise is awaited first
+ *   and a rejection aborts the delete (so a record of the upstream delete is durable before it).
+ * - `evict`: a clean or cache-only object was dropped to make room or because it went stale;
+ *   not a delete (nothing changes upstream).
+ */
+export type StoreEvent =
+  | { type: 'commit', meta: ObjectMeta, previous: ObjectMeta | undefined }
+  | { type: 'delete', meta: ObjectMeta }
+  | { type: 'evict', meta: ObjectMeta }
+
+export type StoreWatcher = (event: StoreEvent) => void | Promise<void>
 
 /** Evaluated under the object's lock against the current version; throws to refuse the commit. */
 export type Precheck = (current: ObjectMeta | undefined) => void
@@ -132,6 +152,24 @@ export interface LocalStore {
    * Returns false when that version is no longer current.
    */
   addChecksums (container: string, name: string, etag: string, checksums: ObjectChecksums): Promise<boolean>
+  /**
+   * The writeback uploaded the version `etag` names as the upstream blob `upstreamEtag`: it is
+   * clean from now on (evictable). Returns false when that version is no longer current.
+   */
+  markClean (container: string, name: string, etag: string, upstreamEtag: string): Promise<boolean>
+  /**
+   * Drops the clean version `etag` names from the cache (its upstream copy changed), telling
+   * watchers `evict`, not `delete`. Returns false when that version is not current or is dirty.
+   */
+  evict (container: string, name: string, etag: string): Promise<boolean>
+  /**
+   * A durable-to-be temp file of exactly `size` bytes (sparse), with its capacity reserved, for a
+   * writer that fills it at offsets (read-through) and then commits it with `commitObject` (which
+   * takes its bytes as they are: the writer fsyncs before committing) or `discard`s it.
+   */
+  allocate (size: number): Promise<Ingested>
+  /** Registers a watcher of commits, deletes and evictions (see StoreEvent). */
+  watch (watcher: StoreWatcher): void
   /** Every committed object (start-up scans). */
   objects (): IterableIterator<ObjectMeta>
   /** Delete Blob / DeleteObject. Returns the deleted version. */
