@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream'
-import { CacheError } from '../errors.js'
+import type { NodeMetrics } from '../admin/metrics.js'
+import { CacheError, isCacheError } from '../errors.js'
 import type { ChunkObserver } from '../store/durable.js'
-import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
+import type { BlockRef, Ingested, ListedEntry, LocalStore, StoreListPage } from '../store/local-store.js'
+import type { ReadThrough, UpstreamProps, Writeback } from '../upstream/types.js'
 import type { ListQuery } from '../store/sorted-names.js'
 import { appendedChecksums, crcsToCarry, type PartCrcs } from './checksum/append-checksums.js'
 import { isCombinableCrc, type CombinableCrc } from './checksum/crc-combine.js'
@@ -91,6 +93,25 @@ export interface CommitBlocksInput {
   checksums?: ObjectChecksums
 }
 
+/** The cloud tier as the object core sees it (writeback and writethrough modes). */
+export interface ObjectTier {
+  mode: 'writeback' | 'writethrough'
+  writeback: Writeback
+  readThrough: ReadThrough
+  /** The upstream's logical entries of a container (see `listUpstream` in upstream/upstream-list.ts). */
+  listUpstream: (container: string, query: UpstreamListRequest) => Promise<{ entries: UpstreamListEntry[], truncated: boolean }>
+}
+
+export interface UpstreamListRequest {
+  prefix?: string
+  delimiter?: string
+  startAfter?: string
+  maxResults: number
+  signal?: AbortSignal
+}
+
+export type UpstreamListEntry = { kind: 'object', name: string, props: UpstreamProps } | { kind: 'prefix', name: string }
+
 export interface ReadResult {
   meta: ObjectMeta
   /** The resolved range, when the caller asked for one. */
@@ -106,10 +127,19 @@ export interface ReadResult {
 export class ObjectService {
   readonly store: LocalStore
   readonly #backfill: Md5Backfill | undefined
+  readonly #tier: ObjectTier | undefined
+  readonly #metrics: NodeMetrics | undefined
 
-  constructor (store: LocalStore, backfill?: Md5Backfill) {
+  constructor (store: LocalStore, backfill?: Md5Backfill, opts: { tier?: ObjectTier, metrics?: NodeMetrics } = {}) {
     this.store = store
     this.#backfill = backfill
+    this.#tier = opts.tier
+    this.#metrics = opts.metrics
+  }
+
+  /** True when objects have a cloud tier (HEAD then says whether a version is uploaded). */
+  get tiered (): boolean {
+    return this.#tier !== undefined
   }
 
   // ---- containers ----
@@ -138,20 +168,79 @@ export class ObjectService {
 
   // ---- reads ----
 
+  /** The cached version only (write preconditions, Abort Copy): never asks the upstream. */
   head (container: string, name: string, conditions?: Conditions): ObjectMeta {
     const meta = this.#existing(container, name)
     checkReadConditions(meta, conditions)
     return meta
   }
 
-  /** Opens a read of the current version. `range` is resolved by the caller (protocols differ on bad ranges). */
-  read (meta: ObjectMeta, range?: ByteRange): ReadResult {
-    const body = this.store.openRead(meta, range)
+  /**
+   * Get Blob / Get Blob Properties / GetObject / HeadObject / copy sources: the cached version,
+   * else (with a cloud tier) the upstream one, which `read` then streams while it fills the
+   * cache. A clean cached version due for revalidation is checked against the upstream etag first.
+   */
+  async lookup (container: string, name: string, conditions?: Conditions, signal?: AbortSignal): Promise<ObjectMeta> {
+    const tier = this.#tier
+    if (tier === undefined) return this.head(container, name, conditions)
+    await this.#adoptContainer(container, signal)
+    let meta = this.store.head(container, name)
+    if (meta !== undefined) {
+      this.#metrics?.cacheLookups.inc({ result: 'hit' })
+      if (meta.dirty !== true) meta = await tier.readThrough.revalidate(meta, signal)
+    } else {
+      this.#metrics?.cacheLookups.inc({ result: 'miss' })
+      meta = await tier.readThrough.head(container, name, signal)
+    }
+    if (meta === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
+    checkReadConditions(meta, conditions)
+    return meta
+  }
+
+  /** Opens a read of a version `lookup` returned. `range` is resolved by the caller (protocols differ on bad ranges). */
+  read (meta: ObjectMeta, range?: ByteRange, signal?: AbortSignal): ReadResult {
+    let body: Readable
+    if (meta.origin === 'upstream') {
+      if (this.#tier === undefined) throw new CacheError('CC_ERR_INTERNAL', 'an upstream object without a cloud tier')
+      body = this.#tier.readThrough.read(meta, range, signal)
+    } else {
+      body = this.store.openRead(meta, range)
+      this.#metrics?.servedBytes.inc({ source: 'local' }, range === undefined ? meta.size : range.end - range.start + 1)
+    }
     return range === undefined ? { meta, body } : { meta, range, body }
   }
 
-  list (container: string, query: ListQuery): StoreListPage {
-    return this.store.list(container, query)
+  /**
+   * List Blobs / ListObjects. With a cloud tier, the cached entries (dirty ones included) merged
+   * with the upstream's, the cached version winning, names with a pending upstream delete left out.
+   */
+  async list (container: string, query: ListQuery, signal?: AbortSignal): Promise<StoreListPage> {
+    const tier = this.#tier
+    if (tier === undefined) return this.store.list(container, query)
+    await this.#adoptContainer(container, signal)
+    const local = this.store.list(container, query)
+    const startAfter = exclusiveStart(query)
+    const remote = await tier.listUpstream(container, {
+      ...(query.prefix === undefined ? {} : { prefix: query.prefix }),
+      ...(query.delimiter === undefined || query.delimiter === '' ? {} : { delimiter: query.delimiter }),
+      ...(startAfter === undefined ? {} : { startAfter }),
+      maxResults: query.maxResults,
+      ...(signal === undefined ? {} : { signal })
+    })
+    const merged = new Map<string, ListedEntry>()
+    for (const e of local.entries) merged.set(e.kind === 'prefix' ? e.name : e.meta.name, e)
+    for (const e of remote.entries) {
+      if (merged.has(e.name)) continue
+      if (e.kind === 'prefix') merged.set(e.name, e)
+      else if (!tier.writeback.deletePending(container, e.name)) merged.set(e.name, { kind: 'object', meta: upstreamMeta(container, e.name, e.props) })
+    }
+    const names = [...merged.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const entries = names.slice(0, query.maxResults).map((n) => merged.get(n) as ListedEntry)
+    const more = names.length > query.maxResults || local.next !== undefined || remote.truncated
+    if (!more || entries.length === 0) return { entries }
+    const last = entries[entries.length - 1] as ListedEntry
+    // Where the next page starts (inclusive): just after the last name, or after everything under the last common prefix.
+    return { entries, next: last.kind === 'prefix' ? afterPrefix(last.name) : last.meta.name + '\u0000' }
   }
 
   stagedBlocks (container: string, name: string): StagedBlock[] {
@@ -180,7 +269,7 @@ export class ObjectService {
    * again atomically at commit.
    */
   async putObject (p: PutObjectInput): Promise<{ meta: ObjectMeta, checksums: BodyChecksums }> {
-    this.getContainer(p.container)
+    await this.#writable(p.container, p.size)
     checkWriteConditions(this.store.head(p.container, p.name), p.conditions)
     // Small bodies get their MD5 now; a large one's is computed after the acknowledgement.
     const wantMd5 = p.md5Etag === true || p.contentMd5 !== false
@@ -196,6 +285,7 @@ export class ObjectService {
       ...(wantMd5 ? {} : { parts: 1 })
     }, (current) => checkWriteConditions(current, p.conditions))
     if (checksums.md5 === undefined && wantMd5) this.#backfill?.schedule(meta)
+    await this.#writtenThrough(meta)
     return { meta, checksums }
   }
 
@@ -208,7 +298,7 @@ export class ObjectService {
    * limit are checked before the body is read (fail fast) and again under the lock at commit.
    */
   async appendObject (p: AppendObjectInput): Promise<{ meta: ObjectMeta, checksums: BodyChecksums }> {
-    this.getContainer(p.container)
+    await this.#writable(p.container, p.size)
     const before = this.store.head(p.container, p.name)
     checkWriteConditions(before, p.conditions)
     if ((before?.size ?? 0) !== p.offset) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size: before?.size ?? 0, offset: p.offset } })
@@ -228,12 +318,14 @@ export class ObjectService {
             checksums: appendedChecksums(current, data.size, checksums.crcs ?? {})
           }
     }, (current) => checkWriteConditions(current, p.conditions))
+    await this.#writtenThrough(meta)
     return { meta, checksums }
   }
 
   /** Put Block / UploadPart. Computes MD5 only when the client sent one to check. */
   async stageBlock (p: StageBlockInput): Promise<{ block: StagedBlock, checksums: BodyChecksums }> {
-    this.getContainer(p.container)
+    // Staged blocks become dirty bytes at commit: the limit pushes back on the data, where clients retry cheaply.
+    await this.#writable(p.container, p.size)
     const { data, checksums } = await this.#ingest(p.body, p.size, MAX_BLOCK_PUT, p.md5 === true, p.expect, p.signal)
     let blockId: string
     try {
@@ -247,11 +339,13 @@ export class ObjectService {
   }
 
   /** Put Block List / CompleteMultipartUpload. */
-  commitBlocks (p: CommitBlocksInput): Promise<ObjectMeta> {
-    this.getContainer(p.container)
-    return this.store.commitBlocks(p.container, p.name, p.blocks,
+  async commitBlocks (p: CommitBlocksInput): Promise<ObjectMeta> {
+    await this.#writable(p.container, 0)
+    const meta = await this.store.commitBlocks(p.container, p.name, p.blocks,
       { content: p.content, metadata: p.metadata, checksums: p.checksums ?? {}, ...(p.etag === undefined ? {} : { etag: p.etag }) },
       (current) => checkWriteConditions(current, p.conditions))
+    await this.#writtenThrough(meta)
+    return meta
   }
 
   /** Copy Blob / CopyObject within the store. */
@@ -265,21 +359,26 @@ export class ObjectService {
     /** Writer-supplied version tag (S3 keeps a copy's MD5 ETag); default: a new unique tag. */
     etag?: string
   }): Promise<ObjectMeta> {
-    this.getContainer(p.container)
-    return this.store.copyObject(p.source, p.container, p.name, {
+    if (p.source.origin === 'upstream') return await this.#copyFromUpstream(p)
+    await this.#writable(p.container, p.source.size)
+    const meta = await this.store.copyObject(p.source, p.container, p.name, {
       content: p.content ?? p.source.content,
       metadata: p.metadata ?? p.source.metadata,
       checksums: p.source.checksums,
       ...(p.etag === undefined ? {} : { etag: p.etag })
     }, (current) => checkWriteConditions(current, p.conditions))
+    await this.#writtenThrough(meta)
+    return meta
   }
 
-  updateObject (container: string, name: string, patch: { content?: ContentHeaders, metadata?: UserMetadata }, conditions?: Conditions): Promise<ObjectMeta> {
-    this.getContainer(container)
-    return this.store.updateObject(container, name, patch, (current) => {
+  async updateObject (container: string, name: string, patch: { content?: ContentHeaders, metadata?: UserMetadata }, conditions?: Conditions): Promise<ObjectMeta> {
+    await this.#writable(container, this.store.head(container, name)?.size ?? 0)
+    const meta = await this.store.updateObject(container, name, patch, (current) => {
       if (current === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
       checkWriteConditions(current, conditions)
     })
+    await this.#writtenThrough(meta)
+    return meta
   }
 
   deleteObject (container: string, name: string, conditions?: Conditions): Promise<ObjectMeta> {
@@ -295,6 +394,53 @@ export class ObjectService {
   }
 
   // ---- internals ----
+
+  /** A copy whose source is not cached: its bytes come through the read-through fill (which caches the source too). */
+  async #copyFromUpstream (p: { source: ObjectMeta, container: string, name: string, content?: ContentHeaders, metadata?: UserMetadata, conditions?: Conditions, etag?: string }): Promise<ObjectMeta> {
+    const { meta } = await this.putObject({
+      container: p.container,
+      name: p.name,
+      body: this.read(p.source).body,
+      size: p.source.size,
+      content: p.content ?? p.source.content,
+      metadata: p.metadata ?? p.source.metadata,
+      ...(p.conditions === undefined ? {} : { conditions: p.conditions }),
+      // S3 keeps a copy's MD5 ETag: computed again over the bytes.
+      ...(p.etag === undefined ? {} : { md5Etag: true })
+    })
+    return meta
+  }
+
+  /** Before a write: the container exists (adopted from the upstream after a wiped cache), and the dirty limit admits `bytes` more. */
+  async #writable (container: string, bytes: number): Promise<void> {
+    if (this.#tier === undefined) {
+      this.getContainer(container)
+      return
+    }
+    await this.#adoptContainer(container)
+    this.#tier.writeback.admit(bytes)
+  }
+
+  /** Writethrough: the acknowledgement waits until the version is committed upstream. */
+  async #writtenThrough (meta: ObjectMeta): Promise<void> {
+    if (this.#tier?.mode === 'writethrough') await this.#tier.writeback.whenClean(meta.container, meta.name, meta.etag)
+  }
+
+  /**
+   * A container the cache does not know but the upstream holds blobs of (a wiped or new node
+   * restoring a checkpoint) is created locally on first use.
+   */
+  async #adoptContainer (container: string, signal?: AbortSignal): Promise<void> {
+    const tier = this.#tier
+    if (tier === undefined || this.store.getContainer(container) !== undefined) return
+    const probe = await tier.listUpstream(container, { maxResults: 1, ...(signal === undefined ? {} : { signal }) })
+    if (probe.entries.length === 0) throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
+    try {
+      await this.store.createContainer(container, {})
+    } catch (err) {
+      if (!isCacheError(err, 'CC_ERR_CONTAINER_EXISTS')) throw err
+    }
+  }
 
   #existing (container: string, name: string): ObjectMeta {
     this.getContainer(container)
@@ -359,6 +505,42 @@ function storedChecksums (checksums: BodyChecksums): ObjectChecksums {
     stored.checksumType = 'FULL_OBJECT'
   }
   return stored
+}
+
+/** An upstream blob listed or looked up, as a version of the container that is not (yet) cached. */
+export function upstreamMeta (container: string, name: string, props: UpstreamProps): ObjectMeta {
+  return {
+    container,
+    name,
+    size: props.size,
+    etag: props.etag,
+    createdMs: props.createdMs ?? props.lastModifiedMs,
+    lastModifiedMs: props.lastModifiedMs,
+    content: props.content,
+    metadata: props.metadata,
+    checksums: props.content.contentMd5 === undefined ? {} : { md5: props.content.contentMd5 },
+    extents: [],
+    fromBlocks: false,
+    upstreamEtag: props.etag,
+    origin: 'upstream'
+  }
+}
+
+/** The exclusive lower bound of a listing query (startAt is inclusive: `x\0` is "after x"). */
+function exclusiveStart (q: ListQuery): string | undefined {
+  let bound = q.startAfter
+  const at = q.startAt
+  if (at !== undefined && at !== '') {
+    // The largest name below `at`, near enough: `x\0` → `x`; otherwise the previous character then U+FFFF.
+    const before = at.endsWith('\u0000') ? at.slice(0, -1) : at.slice(0, -1) + String.fromCharCode(at.charCodeAt(at.length - 1) - 1) + '\uffff'
+    if (bound === undefined || before > bound) bound = before
+  }
+  return bound === '' ? undefined : bound
+}
+
+/** The first name after every name under the common prefix `p`. */
+function afterPrefix (p: string): string {
+  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
 }
 
 /** Content headers without the Content-MD5 property (it no longer describes the content). */

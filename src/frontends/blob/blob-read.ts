@@ -31,7 +31,7 @@ async function readAll (stream: AsyncIterable<Buffer>): Promise<Buffer> {
 
 /** Get Blob: GET /<account>/<container>/<blob> */
 export async function getBlob (ctx: BlobContext): Promise<void> {
-  const meta = ctx.service.head(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers))
+  const meta = await ctx.service.lookup(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers), ctx.signal)
   const range = requestedRange(ctx, meta)
   const wantRangeMd5 = header(ctx.raw.headers, 'x-ms-range-get-content-md5') === 'true'
   if (wantRangeMd5 && (range === undefined || range.end - range.start + 1 > RANGE_MD5_MAX)) {
@@ -43,13 +43,13 @@ export async function getBlob (ctx: BlobContext): Promise<void> {
   if (range === undefined) {
     reply.header('content-length', String(meta.size))
     if (meta.content.contentMd5 !== undefined) reply.header('content-md5', meta.content.contentMd5)
-    reply.code(200).send(ctx.service.read(meta).body)
+    reply.code(200).send(ctx.service.read(meta, undefined, ctx.signal).body)
     return
   }
   reply.header('content-length', String(range.end - range.start + 1))
   reply.header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`)
   if (meta.content.contentMd5 !== undefined) reply.header('x-ms-blob-content-md5', meta.content.contentMd5)
-  const body = ctx.service.read(meta, range).body
+  const body = ctx.service.read(meta, range, ctx.signal).body
   if (wantRangeMd5) {
     const data = await readAll(body)
     reply.header('content-md5', createHash('md5').update(data).digest('base64'))
@@ -70,7 +70,7 @@ function applySasOverrides (ctx: BlobContext): void {
 
 /** Get Blob Properties: HEAD /<account>/<container>/<blob> */
 export async function getBlobProperties (ctx: BlobContext): Promise<void> {
-  const meta = ctx.service.head(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers))
+  const meta = await ctx.service.lookup(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers), ctx.signal)
   const { reply } = ctx
   setBlobReadHeaders(reply, meta)
   applySasOverrides(ctx)
@@ -83,7 +83,7 @@ export async function getBlobProperties (ctx: BlobContext): Promise<void> {
 
 /** Get Blob Metadata: GET|HEAD ?comp=metadata */
 export async function getBlobMetadata (ctx: BlobContext): Promise<void> {
-  const meta = ctx.service.head(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers))
+  const meta = await ctx.service.lookup(ctx.container, ctx.blob, conditionsFromHeaders(ctx.raw.headers), ctx.signal)
   ctx.reply.header('etag', quoteEtag(meta.etag))
   ctx.reply.header('last-modified', httpDate(meta.lastModifiedMs))
   setMetadataHeaders(ctx.reply, meta.metadata)

@@ -1,3 +1,4 @@
+import type { NodeMetrics } from '../../admin/metrics.js'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ObjectService } from '../../core/object-service.js'
@@ -11,6 +12,8 @@ export interface BlobFrontendOptions {
   maxRequests?: number
   /** Uncommitted-block and listing limits etc. could go here; kept small on purpose. */
   maxListResults?: number
+  /** Where client requests and bytes are counted. */
+  metrics?: NodeMetrics
 }
 
 /** Everything an operation handler needs about one request. */

@@ -39,7 +39,7 @@ export async function copyBlob (ctx: BlobContext): Promise<void> {
   const src = copySource(ctx, header(ctx.raw.headers, 'x-ms-copy-source') as string)
   let source
   try {
-    source = ctx.service.head(src.container, src.name)
+    source = await ctx.service.lookup(src.container, src.name, undefined, ctx.signal)
   } catch (err) {
     if (isCacheError(err, 'CC_ERR_OBJECT_NOT_FOUND') || isCacheError(err, 'CC_ERR_CONTAINER_NOT_FOUND')) {
       throw new CacheError('CC_ERR_COPY_SOURCE_NOT_FOUND', undefined, { cause: err })

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import { conditionsFromHeaders as readConditions } from '../shared/conditions.js'
 import type { Conditions, ContentHeaders, ObjectMeta, UserMetadata } from '../../core/types.js'
+import { setTierStateHeader } from '../shared/tier-state.js'
 import { BlobError } from './errors.js'
 
 /** A header's single value (first one if repeated). */
@@ -119,6 +120,7 @@ export function requiredContentLength (headers: IncomingHttpHeaders): number {
 
 /** Properties every blob read (GET/HEAD) carries. */
 export function setBlobReadHeaders (reply: FastifyReply, meta: ObjectMeta): void {
+  setTierStateHeader(reply, meta)
   reply.header('last-modified', httpDate(meta.lastModifiedMs))
   reply.header('x-ms-creation-time', httpDate(meta.createdMs))
   reply.header('etag', quoteEtag(meta.etag))

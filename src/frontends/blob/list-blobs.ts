@@ -33,7 +33,7 @@ export async function listBlobs (ctx: BlobContext): Promise<void> {
   const marker = q.get('marker') ?? ''
   const max = maxResults(ctx)
   const include = new Set((q.get('include') ?? '').split(',').map((s) => s.trim().toLowerCase()))
-  const page = ctx.service.list(ctx.container, {
+  const page = await ctx.service.list(ctx.container, {
     prefix,
     ...(delimiter === '' ? {} : { delimiter }),
     ...(marker === '' ? {} : { startAt: marker }),

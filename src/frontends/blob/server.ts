@@ -8,7 +8,7 @@ import { AZURE_ERRORS, BlobError } from './errors.js'
 import { header } from './headers.js'
 import { resolveRoute } from './routes.js'
 import { XML_DECL, escapeXml } from './xml.js'
-import { beginErrorReply, closeGracefully, createRawBodyApp, limitRequestsInFlight, listenPort } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, countClientTraffic, createRawBodyApp, limitRequestsInFlight, listenPort, setOperation } from '../shared/http-app.js'
 
 /** The version we answer with when a client sends none; any version a client sends is echoed. */
 export const DEFAULT_API_VERSION = '2025-01-05'
@@ -89,6 +89,7 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
     const clientId = header(request.headers, 'x-ms-client-request-id')
     if (clientId !== undefined) reply.header('x-ms-client-request-id', clientId)
   })
+  if (options.metrics !== undefined) countClientTraffic(app, 'blob', options.metrics)
   if (options.maxRequests !== undefined) limitRequestsInFlight(app, options.maxRequests)
   app.setErrorHandler((err, request, reply) => { sendError(err, request, reply) })
   app.setNotFoundHandler((request, reply) => { sendError(new BlobError(400, 'InvalidUri', 'The requested URI does not represent any resource on the server.'), request, reply) })
@@ -119,6 +120,7 @@ export function createBlobFrontend (service: ObjectService, options: BlobFronten
         throw new BlobError(501, 'NotImplemented', `The requested operation is not implemented by this gateway: ${request.method} ${t.level}` +
           `${t.query.has('restype') ? ' restype=' + String(t.query.get('restype')) : ''}${t.query.has('comp') ? ' comp=' + String(t.query.get('comp')) : ''}`)
       }
+      setOperation(request, route.op)
       if (auth.kind === 'sas') {
         const need = {
           permission: route.permission,

@@ -1,3 +1,4 @@
+import type { NodeMetrics } from '../../admin/metrics.js'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ObjectService } from '../../core/object-service.js'
@@ -16,6 +17,8 @@ export interface S3FrontendOptions {
   maxRequests?: number
   /** Lifetime of CreateSession credentials (default: five minutes, as S3 Express). */
   sessionTtlMs?: number
+  /** Where client requests and bytes are counted. */
+  metrics?: NodeMetrics
 }
 
 /** Everything an operation handler needs about one request. */

@@ -32,7 +32,7 @@ export function parseCopySource (value: string): { bucket: string, key: string }
  * The copy source's current version, after its `x-amz-copy-source-if-*` conditions. S3 answers
  * every failed copy-source condition with 412, including the ones a GET answers with 304.
  */
-export function headCopySource (ctx: S3Context): { bucket: string, key: string, meta: ObjectMeta } {
+export async function headCopySource (ctx: S3Context): Promise<{ bucket: string, key: string, meta: ObjectMeta }> {
   const { headers } = ctx.raw
   const src = parseCopySource(header(headers, 'x-amz-copy-source') ?? '')
   // A session reaches its own bucket only, as a source too.
@@ -40,7 +40,7 @@ export function headCopySource (ctx: S3Context): { bucket: string, key: string, 
     throw new S3Error(403, 'AccessDenied', 'The session token does not grant access to the copy source bucket.')
   }
   try {
-    return { ...src, meta: ctx.service.head(src.bucket, src.key, conditionsFromHeaders(headers, 'x-amz-copy-source-')) }
+    return { ...src, meta: await ctx.service.lookup(src.bucket, src.key, conditionsFromHeaders(headers, 'x-amz-copy-source-'), ctx.signal) }
   } catch (err) {
     if (isCacheError(err, 'CC_ERR_NOT_MODIFIED')) throw new CacheError('CC_ERR_CONDITION_NOT_MET')
     // The error names the source, not the request's own bucket and key.

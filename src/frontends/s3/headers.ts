@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify'
 import { conditionsFromHeaders as readConditions } from '../shared/conditions.js'
 import type { Conditions, ContentHeaders, ObjectMeta, UserMetadata } from '../../core/types.js'
 import { S3Error } from './errors.js'
+import { setTierStateHeader } from '../shared/tier-state.js'
 import { header, type S3Context } from './context.js'
 
 const META_PREFIX = 'x-amz-meta-'
@@ -83,6 +84,7 @@ export function requestMd5 (headers: IncomingHttpHeaders): Buffer | undefined {
 
 /** Properties every object read (GET/HEAD) carries. */
 export function setObjectReadHeaders (reply: FastifyReply, meta: ObjectMeta): void {
+  setTierStateHeader(reply, meta)
   reply.header('last-modified', httpDate(meta.lastModifiedMs))
   reply.header('etag', quoteEtag(meta.etag))
   reply.header('content-type', meta.content.contentType ?? 'binary/octet-stream')

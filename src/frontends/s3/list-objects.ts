@@ -44,15 +44,15 @@ function successor (p: string): string {
   return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
 }
 
-function page (ctx: S3Context, p: ListParams, start: { startAt?: string, startAfter?: string }): StoreListPage {
+async function page (ctx: S3Context, p: ListParams, start: { startAt?: string, startAfter?: string }): Promise<StoreListPage> {
   if (p.maxKeys === 0) return { entries: [] }
   const startAfter = start.startAfter
   // A marker that is a common prefix of this listing stands for everything under it.
   if (startAfter !== undefined && p.delimiter !== '' && startAfter.endsWith(p.delimiter) && startAfter.startsWith(p.prefix) &&
       startAfter.indexOf(p.delimiter, p.prefix.length) === startAfter.length - p.delimiter.length) {
-    return ctx.service.list(ctx.bucket, { prefix: p.prefix, delimiter: p.delimiter, startAt: successor(startAfter), maxResults: p.maxKeys })
+    return await ctx.service.list(ctx.bucket, { prefix: p.prefix, delimiter: p.delimiter, startAt: successor(startAfter), maxResults: p.maxKeys })
   }
-  return ctx.service.list(ctx.bucket, {
+  return await ctx.service.list(ctx.bucket, {
     prefix: p.prefix,
     ...(p.delimiter === '' ? {} : { delimiter: p.delimiter }),
     ...(start.startAt === undefined ? {} : { startAt: start.startAt }),
@@ -108,7 +108,7 @@ export async function listObjectsV2 (ctx: S3Context): Promise<void> {
     startAt = Buffer.from(token, 'base64url').toString('utf8')
   }
   const startAfter = q.get('start-after') ?? undefined
-  const result = page(ctx, p, { ...(startAt === undefined ? {} : { startAt }), ...(startAfter === undefined || startAt !== undefined ? {} : { startAfter }) })
+  const result = await page(ctx, p, { ...(startAt === undefined ? {} : { startAt }), ...(startAfter === undefined || startAt !== undefined ? {} : { startAfter }) })
   const owner = q.get('fetch-owner') === 'true'
   const { xml: entries } = entriesXml(result, p.encode, (m) => contentsXml(m, p.encode, owner))
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix))
@@ -127,7 +127,7 @@ export async function listObjectsV1 (ctx: S3Context): Promise<void> {
   const q = ctx.query
   const p = listParams(ctx)
   const marker = q.get('marker') ?? ''
-  const result = page(ctx, p, marker === '' ? {} : { startAfter: marker })
+  const result = await page(ctx, p, marker === '' ? {} : { startAfter: marker })
   const { xml: entries, last } = entriesXml(result, p.encode, (m) => contentsXml(m, p.encode, true))
   let xml = `${XML_DECL}<ListBucketResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('Marker', p.encode(marker))
@@ -146,7 +146,7 @@ export async function listObjectVersions (ctx: S3Context): Promise<void> {
   const q = ctx.query
   const p = listParams(ctx)
   const keyMarker = q.get('key-marker') ?? ''
-  const result = page(ctx, p, keyMarker === '' ? {} : { startAfter: keyMarker })
+  const result = await page(ctx, p, keyMarker === '' ? {} : { startAfter: keyMarker })
   const { xml: entries, last } = entriesXml(result, p.encode, (m) => versionXml(m, p.encode))
   let xml = `${XML_DECL}<ListVersionsResult xmlns="${S3_NS}">` + el('Name', ctx.bucket) + el('Prefix', p.encode(p.prefix)) +
     el('KeyMarker', p.encode(keyMarker)) + el('VersionIdMarker', q.get('version-id-marker') ?? '')

@@ -43,7 +43,7 @@ function responseOverrides (ctx: S3Context): void {
 
 /** GetObject: GET /<bucket>/<key> (Range → 206 / 416; conditions → 412 / 304). */
 export async function getObject (ctx: S3Context): Promise<void> {
-  const meta = ctx.service.head(ctx.bucket, ctx.key, conditionsFromHeaders(ctx.raw.headers))
+  const meta = await ctx.service.lookup(ctx.bucket, ctx.key, conditionsFromHeaders(ctx.raw.headers), ctx.signal)
   const range = requestedRange(ctx, meta)
   const { reply } = ctx
   setObjectReadHeaders(reply, meta)
@@ -51,17 +51,17 @@ export async function getObject (ctx: S3Context): Promise<void> {
   if (range === undefined) {
     setChecksumHeaders(ctx, meta)
     reply.header('content-length', String(meta.size))
-    reply.code(200).send(ctx.service.read(meta).body)
+    reply.code(200).send(ctx.service.read(meta, undefined, ctx.signal).body)
     return
   }
   reply.header('content-length', String(range.end - range.start + 1))
   reply.header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`)
-  reply.code(206).send(ctx.service.read(meta, range).body)
+  reply.code(206).send(ctx.service.read(meta, range, ctx.signal).body)
 }
 
 /** HeadObject: HEAD /<bucket>/<key> */
 export async function headObject (ctx: S3Context): Promise<void> {
-  const meta = ctx.service.head(ctx.bucket, ctx.key, conditionsFromHeaders(ctx.raw.headers))
+  const meta = await ctx.service.lookup(ctx.bucket, ctx.key, conditionsFromHeaders(ctx.raw.headers), ctx.signal)
   const range = requestedRange(ctx, meta)
   setObjectReadHeaders(ctx.reply, meta)
   responseOverrides(ctx)

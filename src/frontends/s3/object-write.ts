@@ -130,7 +130,7 @@ const CONTENT_ETAG = /^[0-9a-f]{32}(-\d+)?$/
 export async function copyObject (ctx: S3Context): Promise<void> {
   validateKey(ctx.key)
   const { headers } = ctx.raw
-  const { bucket: srcBucket, key: srcKey, meta: source } = headCopySource(ctx)
+  const { bucket: srcBucket, key: srcKey, meta: source } = await headCopySource(ctx)
   const directive = (header(headers, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase()
   if (directive !== 'COPY' && directive !== 'REPLACE') {
     throw new S3Error(400, 'InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive })

@@ -10,7 +10,7 @@ import { isDirectoryBucket } from './directory-buckets.js'
 import { S3_ERRORS, S3Error, SPECIFIC_MESSAGES } from './errors.js'
 import { resolveRoute, type Target } from './routes.js'
 import { XML_DECL, el } from './xml.js'
-import { beginErrorReply, closeGracefully, createRawBodyApp, limitRequestsInFlight, listenPort } from '../shared/http-app.js'
+import { beginErrorReply, closeGracefully, countClientTraffic, createRawBodyApp, limitRequestsInFlight, listenPort, setOperation } from '../shared/http-app.js'
 
 const SERVER_HEADER = 'ckptcache-s3'
 
@@ -123,6 +123,7 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
     reply.header('x-amz-id-2', randomBytes(24).toString('base64'))
     reply.header('server', SERVER_HEADER)
   })
+  if (options.metrics !== undefined) countClientTraffic(app, 's3', options.metrics)
   if (options.maxRequests !== undefined) limitRequestsInFlight(app, options.maxRequests)
   app.setErrorHandler((err, request, reply) => { sendError(err, request, reply) })
   app.setNotFoundHandler((request, reply) => { sendError(new S3Error(400, 'InvalidURI', 'Couldn\'t parse the specified URI.'), request, reply) })
@@ -148,6 +149,7 @@ export function createS3Frontend (service: ObjectService, options: S3FrontendOpt
     if (auth === undefined) throw new S3Error(403, 'AccessDenied', 'Access Denied')
     const target = parseTarget(url)
     const route = resolveRoute(request.method, target, raw.headers, auth.service)
+    setOperation(request, route.op)
     if (session !== undefined) authorizeSession(session, target.bucket, route, request.method)
     request.log.debug({ op: route.op, bucket: target.bucket, service: auth.service, session: session !== undefined }, 's3 request')
     const ac = new AbortController()

@@ -34,7 +34,7 @@ export async function uploadPartCopy (ctx: S3Context): Promise<void> {
   const uploadId = uploadIdParam(ctx)
   const part = partNumberParam(ctx)
   uploadState(ctx, uploadId)
-  const source = headCopySource(ctx)
+  const source = await headCopySource(ctx)
   const range = copyRange(header(ctx.raw.headers, 'x-amz-copy-source-range'), source.meta.size)
   const size = range === undefined ? source.meta.size : range.end - range.start + 1
   if (size > MAX_BLOCK_PUT) {

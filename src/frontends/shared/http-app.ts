@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { NodeMetrics } from '../../admin/metrics.js'
 import { CacheError, isCacheError } from '../../errors.js'
 
 /**
@@ -122,4 +123,26 @@ export async function closeGracefully (app: FastifyInstance): Promise<void> {
     clearInterval(sweep)
     clearTimeout(deadline)
   }
+}
+
+/** The protocol operation a request resolved to, for the request counters. */
+const operations = new WeakMap<FastifyRequest, string>()
+
+export function setOperation (request: FastifyRequest, op: string): void {
+  operations.set(request, op)
+}
+
+/**
+ * Counts every answered request by front end and operation (`Rejected` when it failed before
+ * routing: authentication, overload, bad URI), and the body bytes each way as declared by
+ * Content-Length (bodies here are always sized; a request cut short counts what it declared).
+ */
+export function countClientTraffic (app: FastifyInstance, frontend: 'blob' | 's3', metrics: NodeMetrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.clientRequests.inc({ frontend, operation: operations.get(request) ?? 'Rejected' })
+    const bytesIn = Number(request.headers['content-length'] ?? 0)
+    if (bytesIn > 0) metrics.clientBytes.inc({ frontend, direction: 'in' }, bytesIn)
+    const bytesOut = request.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0)
+    if (bytesOut > 0) metrics.clientBytes.inc({ frontend, direction: 'out' }, bytesOut)
+  })
 }
