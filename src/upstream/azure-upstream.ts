@@ -248,16 +248,21 @@ class AzureUpstream implements Upstream {
     })
   }
 
-  /** Create Container once per process; a failure is not remembered. */
+  /**
+   * Create Container once per process; a failure is not remembered. The creation is shared by
+   * every caller waiting for it, so it runs under the upstream's own signal: a caller that
+   * aborts stops waiting, the creation goes on for the others.
+   */
   async #ensure (container: string, signal: AbortSignal, tally?: Tally): Promise<void> {
+    const client = (await this.#client()).getContainerClient(container)
     let pending = this.#containers.get(container)
     if (pending === undefined) {
-      const client = (await this.#client()).getContainerClient(container)
-      pending = this.#call('CreateContainer', signal, tally, async (s) => { await client.createIfNotExists({ abortSignal: s }) })
-      this.#containers.set(container, pending)
-      pending.catch(() => { if (this.#containers.get(container) === pending) this.#containers.delete(container) })
+      const created = this.#call('CreateContainer', this.#closing.signal, tally, async (s) => { await client.createIfNotExists({ abortSignal: s }) })
+      pending = created
+      this.#containers.set(container, created)
+      created.catch(() => { if (this.#containers.get(container) === created) this.#containers.delete(container) })
     }
-    await pending
+    await untilAborted(pending, signal)
   }
 
   /** Runs `fn`; on 404 ContainerNotFound creates the container and runs it once more. */
@@ -291,7 +296,7 @@ class AzureUpstream implements Upstream {
   async #putBlocks (blob: BlockBlobClient, req: UploadRequest, given: string | undefined, signal: AbortSignal, tally: Tally): Promise<{ etag: string, md5: string }> {
     const size = req.source.size
     const blockSize = Math.max(this.#opts.blockSize, Math.ceil(size / MAX_BLOCKS))
-    const count = Math.max(1, Math.ceil(size / blockSize))
+    const count = Math.ceil(size / blockSize) // 0 for an empty object: an empty block list
     const ids = blockIdsFor(req.version, count)
     // Aborted at the first failure, so that the other blocks and the hashing stop.
     const work = linkSignals(signal)
@@ -361,6 +366,20 @@ function linkSignals (...signals: Array<AbortSignal | undefined>): Linked {
     signal: controller.signal,
     abort: () => controller.abort(),
     dispose: () => { for (const [s, onAbort] of hooked) s.removeEventListener('abort', onAbort) }
+  }
+}
+
+/** `promise`, or CC_ERR_CLIENT_ABORTED as soon as `signal` aborts. */
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new CacheError('CC_ERR_CLIENT_ABORTED', 'cancelled', { cause: signal.reason })
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(new CacheError('CC_ERR_CLIENT_ABORTED', 'cancelled', { cause: signal.reason }))
+      signal.addEventListener('abort', onAbort, { once: true })
+    })])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }
 

@@ -276,6 +276,18 @@ t.test('a given Content-MD5 is used as it is, and a wrong one on a small object 
   const props = await sdk.getContainerClient('given').getBlobClient('small').getProperties()
   t.equal(Buffer.from(props.contentMD5!).toString('base64'), bogus, 'the property is carried as its writer set it')
   t.ok((await sdk.getContainerClient('given').getBlobClient('small').downloadToBuffer()).equals(small))
+
+  // Empty objects: a Put Blob of nothing, or (with a refused Content-MD5) an empty block list.
+  const empty = await up.upload({ ref: { container: 'given', blob: 'empty' }, source: await fileSource(Buffer.alloc(0)), content: {}, metadata: {}, version: 'g3' })
+  t.equal(empty.md5, '1B2M2Y8AsgTpgAmY7PhCfg==', 'MD5 of nothing')
+  proxy.reset()
+  const emptyBogus = await up.upload({ ref: { container: 'given', blob: 'empty-bogus' }, source: await fileSource(Buffer.alloc(0)), content: { contentMd5: bogus }, metadata: {}, version: 'g4' })
+  t.equal(emptyBogus.md5, bogus)
+  t.same(seen(), { PutBlob: 1, PutBlockList: 1 }, 'no empty block: an empty list')
+  for (const name of ['empty', 'empty-bogus']) {
+    const p = await sdk.getContainerClient('given').getBlobClient(name).getProperties()
+    t.equal(p.contentLength, 0, `${name} is empty`)
+  }
 })
 
 t.test('upload into a missing container creates it and retries once', async (t) => {
