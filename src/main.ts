@@ -1,10 +1,14 @@
 /**
- * The `ckptcache` command: `serve` (default), `help` / `--help`, `--version`.
- * `serve` loads the config, starts the node, logs one ready line, prints
- * ready-to-paste connection strings and drains on SIGTERM / SIGINT.
+ * The `ckptcache` command: `serve` (default), `flush`, `status`, `help` /
+ * `--help`, `--version`. `serve` loads the config, starts the node, logs one
+ * ready line, prints ready-to-paste connection strings and drains on
+ * SIGTERM / SIGINT. `flush` and `status` ask a running node's admin API
+ * (src/cli/flush.ts, src/cli/status.ts).
  *
- * Exit status: 0 stopped cleanly, 1 failed to start or to stop, 2 invalid
- * configuration or command line.
+ * Exit status of serve: 0 stopped cleanly, 1 failed to start or to stop,
+ * 2 invalid configuration or command line. flush and status: 0 done,
+ * 1 admin API unreachable or failed, 2 usage error; flush without --wait
+ * exits 3 while the flush is still going.
  */
 
 import fs from 'node:fs'
@@ -25,11 +29,25 @@ async function main (args: string[]): Promise<void> {
     process.stdout.write(`${version()}\n`)
   } else if (command === 'serve') {
     await serve(rest)
+  } else if (command === 'flush' || command === 'status') {
+    await adminCommand(command, rest)
   } else if (command === undefined || command.startsWith('-')) {
     await serve(args)
   } else {
-    fail(EXIT_USAGE, `unknown command ${JSON.stringify(command)} (commands: serve, help); see ckptcache --help`)
+    fail(EXIT_USAGE, `unknown command ${JSON.stringify(command)} (commands: serve, flush, status, help); see ckptcache --help`)
   }
+}
+
+/** `flush` and `status` talk to a running node's admin API; their modules own their exit status. */
+async function adminCommand (command: 'flush' | 'status', args: string[]): Promise<void> {
+  // Output piped into a reader that quits early (`| head -1`) must not end the command with a stack trace.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
+  const io = { stdout: process.stdout, stderr: process.stderr }
+  const status = command === 'flush'
+    ? await (await import('./cli/flush.js')).flushCommand(args, process.env, io)
+    : await (await import('./cli/status.js')).statusCommand(args, process.env, io)
+  process.exit(status)
 }
 
 async function serve (flags: string[]): Promise<void> {
