@@ -15,7 +15,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
-import { BlobServiceClient } from '@azure/storage-blob'
+import {
+  AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, BlobServiceClient, StorageSharedKeyCredential,
+  generateAccountSASQueryParameters
+} from '@azure/storage-blob'
 import { createNodeMetrics, type NodeMetrics } from '../../src/admin/metrics.js'
 import { isCacheError } from '../../src/errors.js'
 import { toAzureMetadata } from '../../src/upstream/azure-mapping.js'
@@ -521,6 +524,34 @@ t.test('the rate cap paces the requests sent', async (t) => {
   const elapsed = performance.now() - started
   t.ok(elapsed >= 450, `30 requests at 20/s with a burst of 20 took ${elapsed.toFixed(0)} ms`)
   t.equal(metrics.upstreamRequests.get({ operation: 'GetBlobProperties', class: 'metadata' }), 30)
+})
+
+t.test('credentials: a SAS connection string, an account URL with a SAS; a bad connection string names no secret', async (t) => {
+  const sas = generateAccountSASQueryParameters({
+    expiresOn: new Date(Date.now() + 3_600_000),
+    permissions: AccountSASPermissions.parse('rwdlac'),
+    resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
+    services: AccountSASServices.parse('b').toString()
+  }, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY)).toString()
+  const endpoint = `http://127.0.0.1:${proxy.port}/${AZURITE_ACCOUNT}`
+  for (const [what, creds] of [
+    ['SAS connection string', { connectionString: `BlobEndpoint=${endpoint};SharedAccessSignature=${sas}` }],
+    ['account URL with a SAS', { accountUrl: `${endpoint}?${sas}` }]
+  ] as const) {
+    const metrics = createNodeMetrics()
+    const up = newUpstream(metrics, { connectionString: undefined, ...creds })
+    const data = randomBytes(1000)
+    const blob = `via-${what.replace(/\W+/g, '-')}`
+    const res = await up.upload({ ref: { container: 'sas', blob }, source: await fileSource(data), content: {}, metadata: {}, version: blob })
+    t.equal(res.md5, md5(data), `${what}: uploaded`)
+    t.ok((await sdk.getContainerClient('sas').getBlobClient(blob).downloadToBuffer()).equals(data), `${what}: bytes equal`)
+    t.equal((await up.head({ container: 'sas', blob }))?.size, 1000)
+  }
+  const bad = createAzureUpstream({ connectionString: `AccountName=x;AccountKey=${AZURITE_ACCOUNT_KEY}`, blockSize: MiB, blockConcurrency: 1, maxRps: 0, metrics: createNodeMetrics() })
+  const err = await bad.head({ container: 'c', blob: 'b' }).catch((e: unknown) => e)
+  t.ok(isCacheError(err, 'CC_ERR_INVALID_INPUT'), `refused (${String(err)})`)
+  t.notMatch(JSON.stringify({ message: (err as Error).message, cause: String((err as Error).cause) }), AZURITE_ACCOUNT_KEY.slice(0, 12), 'the key is not in the error')
+  await bad.close()
 })
 
 t.test('metadata names: mapped to identifiers, deterministically', async (t) => {
