@@ -2,15 +2,23 @@
  * Blob and S3 throughput, small-object ops/s and server memory: the gateway
  * against its ceiling (a plain node:http file server) and a reference server
  * of each protocol (Azurite for Blob, moto for S3), in one run, on this machine.
+ * With --only checkpoint: a DCP-style checkpoint saved and restored through a
+ * writeback gateway in front of Azurite, against the same client writing
+ * straight to Azurite and against the ceiling (bench/checkpoint-plan.ts).
  *
- *   npm run bench -- [--quick] [--only blob|s3] [--json FILE] [--runs N] [--max-minutes M]
+ *   npm run bench -- [--quick] [--only blob|s3|checkpoint] [--json FILE] [--runs N] [--max-minutes M]
  *                    [--small-ops N] [--servers gateway,ceiling,azurite,moto]
+ *                    [--shards N] [--shard-mib S] [--upload uploadStream|uploadData]
  *
- * --quick      fewer runs, no 1 GiB scenarios, 500 small ops: a smoke check (~1 min per protocol)
- * --only P     only the Blob rows (gateway, ceiling, Azurite) or only the S3 rows (gateway, ceiling, moto)
+ * --quick      fewer runs, no 1 GiB scenarios, 500 small ops: a smoke check (~1 min per protocol);
+ *              checkpoint: one run of 16 MiB shards
+ * --only P     only the Blob rows (gateway, ceiling, Azurite), only the S3 rows (gateway, ceiling, moto),
+ *              or only the checkpoint scenario (not part of the default run)
  * --json FILE  also write every sample, the setup and the summary as JSON
- * --runs N     measured runs per scenario (default: 5 for 64 MiB and 4 KiB, 3 for 1 GiB)
- * --max-minutes M  overall deadline (default 20 for Blob plus 30 for S3; quick 5 each): runs after it are skipped
+ * --runs N     measured runs per scenario (default: 5 for 64 MiB and 4 KiB, 3 for 1 GiB; checkpoint 3, quick 1)
+ * --max-minutes M  overall deadline (default 20 for Blob plus 30 for S3; quick 5 each; checkpoint 10, quick 5): runs after it are skipped
+ * --shards N, --shard-mib S   checkpoint: N ranks, each saving one S MiB shard at once (default 8 × 64, quick 8 × 16)
+ * --upload C   checkpoint: the SDK call ranks save with, at its defaults (default uploadData)
  *
  * Each server is its own child process with its own directory under one temp
  * root; runs rotate the server order so drift on this shared machine hits all
@@ -25,6 +33,8 @@ import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { blobPlan } from './blob-plan.js'
+import { checkpointOptions, type CheckpointOptions } from './checkpoint-plan.js'
+import { checkpointMain } from './checkpoint-run.js'
 import { MIN_RATE, Measurer, progress, TIMEOUT_FLOOR_MS } from './measure.js'
 import type { Plan, PlanOptions } from './plan.js'
 import {
@@ -45,7 +55,7 @@ const option = (name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`)
   return i === -1 ? undefined : argv[i + 1]
 }
-const known = new Set(['--quick', '--only', '--json', '--runs', '--max-minutes', '--small-ops', '--servers', '--help'])
+const known = new Set(['--quick', '--only', '--json', '--runs', '--max-minutes', '--small-ops', '--servers', '--help', '--shards', '--shard-mib', '--upload'])
 for (const a of argv) {
   if (a.startsWith('--') && !known.has(a)) {
     console.error(`bench: unknown option ${a}`)
@@ -59,17 +69,18 @@ if (flag('help')) {
 const QUICK = flag('quick')
 const JSON_OUT = option('json')
 const RUNS = option('runs') === undefined ? undefined : Number(option('runs'))
-const PROTOCOLS: Protocol[] = option('only') === undefined ? ['blob', 's3'] : [option('only') as Protocol]
+const CHECKPOINT = option('only') === 'checkpoint'
+const PROTOCOLS: Protocol[] = CHECKPOINT ? [] : option('only') === undefined ? ['blob', 's3'] : [option('only') as Protocol]
 for (const p of PROTOCOLS) {
   if (!(p in PEERS)) {
-    console.error(`bench: --only takes ${Object.keys(PEERS).join(' or ')}`)
+    console.error(`bench: --only takes ${Object.keys(PEERS).join(', ')} or checkpoint`)
     process.exit(2)
   }
 }
 const SMALL_OPS = Number(option('small-ops') ?? (QUICK ? 500 : 2000))
 /** Default deadline per protocol, minutes: moto's slow S3 writes make the S3 rows the longer ones. */
 const MINUTES: Record<Protocol, number> = QUICK ? { blob: 5, s3: 5 } : { blob: 20, s3: 30 }
-const DEADLINE = Date.now() + Number(option('max-minutes') ?? PROTOCOLS.reduce((n, p) => n + MINUTES[p], 0)) * 60_000
+const DEADLINE = Date.now() + Number(option('max-minutes') ?? (CHECKPOINT ? (QUICK ? 5 : 10) : PROTOCOLS.reduce((n, p) => n + MINUTES[p], 0))) * 60_000
 const ONLY = (option('servers') ?? SERVER_NAMES.join(',')).split(',') as ServerName[]
 for (const s of ONLY) {
   if (!SERVER_NAMES.includes(s)) {
@@ -88,6 +99,15 @@ const planOptions: PlanOptions = {
   smallOps: SMALL_OPS,
   smallWarmup: Math.min(200, SMALL_OPS),
   servers: SERVER_NAMES.filter((s) => ONLY.includes(s))
+}
+let CHECKPOINT_OPTIONS: CheckpointOptions | undefined
+if (CHECKPOINT) {
+  try {
+    CHECKPOINT_OPTIONS = checkpointOptions(option, QUICK, RUNS, option('servers')?.split(','))
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`)
+    process.exit(2)
+  }
 }
 const PLANS: Plan[] = PROTOCOLS.map((p) => p === 'blob' ? blobPlan(planOptions) : s3Plan(planOptions))
 /** Every server some plan measures, in SERVER_NAMES order. */
@@ -157,6 +177,15 @@ function report (plan: Plan, summary: RowSummary[], rss: Record<string, { idle: 
 async function main (): Promise<void> {
   const t0 = Date.now()
   tempRoot = await mkdtemp(join(tmpdir(), 'ckptcache-bench-'))
+  if (CHECKPOINT_OPTIONS !== undefined) {
+    const failed = await checkpointMain(CHECKPOINT_OPTIONS, {
+      repoRoot, tempRoot, started, abort: aborter.signal, deadline: DEADLINE, sdk: `@azure/storage-blob ${version('@azure/storage-blob')}`,
+      ...(JSON_OUT === undefined ? {} : { jsonOut: JSON_OUT }),
+      plan: [`timeouts: ${TIMEOUT_FLOOR_MS / 1000} s + 1 s per ${MIN_RATE / MiB} MiB per phase (flush: twice that); deadline ${new Date(DEADLINE).toISOString()}${QUICK ? '; --quick' : ''}`]
+    })
+    if (failed > 0) process.exitCode = 1
+    return
+  }
   const needed = PLANS.reduce((n, p) => n + p.diskBytes, 0)
   const free = freeBytes(tempRoot)
   if (free !== undefined && free < needed) {
