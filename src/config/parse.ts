@@ -204,6 +204,7 @@ export function parseLayoutSpec (text: string): string {
   if (kind === 'round-robin') {
     const prefixes = (arg ?? '').split(',')
     if (arg === undefined || prefixes.some((p) => !/^[A-Za-z0-9._-]+$/.test(p))) throw new Error('round-robin needs a comma-separated list of prefixes of letters, digits, . _ -')
+    if (prefixes.some((p) => p === '.' || p === '..')) throw new Error('round-robin prefixes cannot be . or .. (URL dot-segments)')
   }
   return spec
 }
