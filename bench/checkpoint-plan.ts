@@ -254,6 +254,15 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
     loadAvg1: loadavg()[0] as number,
     ...extra
   })
+  /** Records a measured phase and shows it; a warm-up phase only shows when it failed. */
+  const done = (phase: Phase, target: Target, s: PhaseSample, measured: boolean): void => {
+    if (measured) {
+      record(phase, target, s)
+      report(phase, target, s)
+    } else if (s.error !== undefined) {
+      progress(`  warm-up ${phase} ${target} FAILED: ${s.error}\n`)
+    }
+  }
   const report = (phase: Phase, target: Target, s: PhaseSample): void => {
     progress(s.error === undefined
       ? `  ${phase.padEnd(12)} ${target.padEnd(8)} ${(s.value as number).toFixed(1).padStart(8)} MiB/s (${s.seconds.toFixed(2)} s${s.upstream === undefined ? '' : `, upstream ${s.upstream.data + s.upstream.metadata} requests, ${(s.upstream.bytesOut / MiB).toFixed(0)} MiB out, ${(s.upstream.bytesIn / MiB).toFixed(0)} MiB in`})\n`
@@ -270,7 +279,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       const m0 = await scrape(gw as WritebackGateway)
       const save = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, o.upload, signal))
       const saved = sample(save, bytes, { client: client.tally.take() })
-      if (measured) { record('save', 'gateway', saved); report('save', 'gateway', saved) }
+      done('save', 'gateway', saved, measured)
       if (save.error !== undefined) return
       const fl = await timed(pidsOf('gateway'), 2 * timeout, abort, async (signal) => await flush(gw as WritebackGateway, GATEWAY_CONTAINER, c.dir, signal))
       const m1 = await scrape(gw as WritebackGateway)
@@ -284,7 +293,8 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       for (const k of Object.keys({ ...save.peakRss, ...fl.peakRss }) as Target[]) peak[k] = Math.max(save.peakRss?.[k] ?? 0, fl.peakRss?.[k] ?? 0)
       const clean = sample({ seconds: save.seconds + fl.seconds, cpuS, peakRss: peak, ...(flushError === undefined ? {} : { error: flushError }) }, bytes,
         { upstream: upstreamDelta(m0, m1), retries: retriesDelta(m0, m1) })
-      if (measured) { record('flush', 'gateway', flushed); record('clean', 'gateway', clean); report('clean', 'gateway', clean) }
+      if (measured && flushError === undefined) record('flush', 'gateway', flushed)
+      done('clean', 'gateway', clean, measured)
       if (flushError !== undefined) return
 
       await settle('gateway')
@@ -292,7 +302,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       const warm = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal))
       const m3 = await scrape(gw as WritebackGateway)
       const restored = sample(warm, bytes, { client: client.tally.take(), upstream: upstreamDelta(m2, m3), served: servedDelta(m2, m3), retries: retriesDelta(m2, m3) })
-      if (measured) { record('restore', 'gateway', restored); report('restore', 'gateway', restored) }
+      done('restore', 'gateway', restored, measured)
       if (!measured) return
     } finally {
       client.close()
@@ -311,8 +321,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       const t = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(cold.container, c, signal))
       const m5 = await scrape(gw)
       const s = sample(t, bytes, { client: cold.tally.take(), upstream: upstreamDelta(m4, m5), served: servedDelta(m4, m5), retries: retriesDelta(m4, m5) })
-      record('restore-cold', 'gateway', s)
-      report('restore-cold', 'gateway', s)
+      done('restore-cold', 'gateway', s, true)
     } finally {
       cold.close()
     }
@@ -329,25 +338,27 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       await settle(target)
       const save = await timed(pidsOf(target), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, target === 'ceiling' ? ceilingCall(o) : o.upload, signal))
       const saved = sample(save, bytes, upstream(client.tally.take()))
-      if (measured) {
-        record('save', target, saved)
-        report('save', target, saved)
-        // Written straight to the store, a checkpoint is clean when acknowledged.
-        if (target === 'azurite' && saved.error === undefined) record('clean', target, saved)
-      }
+      done('save', target, saved, measured)
+      // Written straight to the store, a checkpoint is clean when acknowledged.
+      if (measured && target === 'azurite' && saved.error === undefined) record('clean', target, saved)
       if (save.error !== undefined) return
       await settle(target)
       const restore = await timed(pidsOf(target), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal))
       const restored = sample(restore, bytes, upstream(client.tally.take()))
-      if (measured) { record('restore', target, restored); report('restore', target, restored) }
+      done('restore', target, restored, measured)
     } finally {
       client.close()
     }
   }
 
+  /** One target's phases; an error outside a timed phase (a server that died, an admin API that failed) fails the run, not the benchmark. */
   const runTarget = async (t: Target, c: Checkpoint, measured: boolean): Promise<void> => {
-    if (t === 'gateway') await viaGateway(c, measured)
-    else await direct(t, c, measured)
+    try {
+      if (t === 'gateway') await viaGateway(c, measured)
+      else await direct(t, c, measured)
+    } catch (err) {
+      done('save', t, { seconds: 0, bytes: 0, cpuS: {}, loadAvg1: loadavg()[0] as number, error: `run failed: ${String((err as Error).message ?? err).slice(0, 300)}` }, measured)
+    }
   }
 
   progress(`warm-up: one ${o.shards} × ${Math.min(o.shardBytes, 8 * MiB) / MiB} MiB checkpoint per target\n`)
