@@ -67,9 +67,12 @@ async function fixture (t: Test): Promise<Fixture> {
   const metrics = createNodeMetrics()
   const base = createAzureUpstream({ connectionString: azurite.connectionString, blockSize: 4 * MiB, blockConcurrency: 4, maxRps: 0, metrics })
   t.teardown(async () => {
-    await base.close()
-    await store.close()
-    await rm(root, { recursive: true, force: true })
+    try {
+      await base.close()
+      await store.close()
+    } finally {
+      await rm(root, { recursive: true, force: true })
+    }
   })
   return { store, root, metrics, base }
 }

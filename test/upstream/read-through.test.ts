@@ -96,10 +96,13 @@ async function fixture (t: Test, o: FixtureOptions = {}): Promise<Fixture> {
   }
   const rt = make(o)
   t.teardown(async () => {
-    for (const r of made) await r.close()
-    await upstream.close()
-    await store.close()
-    await rm(root, { recursive: true, force: true })
+    try {
+      for (const r of made) await r.close()
+      await upstream.close()
+      await store.close()
+    } finally {
+      await rm(root, { recursive: true, force: true })
+    }
   })
   return { store, root, metrics, rt, upstream, restart: (p = {}) => make({ ...o, ...p }) }
 }
