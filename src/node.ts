@@ -1,15 +1,23 @@
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
-import { AUTO_CAPACITY_FRACTION } from './config/settings.js'
+import { join } from 'node:path'
+import { createAdminServer } from './admin/server.js'
+import { createNodeMetrics, type NodeMetrics } from './admin/metrics.js'
+import { AUTO_CAPACITY_FRACTION, AUTO_DIRTY_FRACTION } from './config/settings.js'
 import type { Config } from './config/schema.js'
 import { Md5Backfill } from './core/md5-backfill.js'
-import { ObjectService } from './core/object-service.js'
+import { ObjectService, type ObjectTier } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
 import { createS3Frontend } from './frontends/s3/server.js'
 import { FsStore } from './store/fs-store.js'
+import { createAzureUpstream } from './upstream/azure-upstream.js'
+import { createLayout } from './upstream/layout.js'
+import { ReadThroughCache } from './upstream/read-through.js'
+import { listUpstream } from './upstream/upstream-list.js'
+import { WritebackQueue } from './upstream/writeback.js'
 
 export interface RunningNode {
-  ports: { blob: number, s3: number }
+  ports: { blob: number, s3: number, admin: number }
   log: FastifyBaseLogger
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close (): Promise<void>
@@ -29,10 +37,14 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
     level: config.logLevel,
     redact: { paths: ['req.headers.authorization', 'accountKey', 'config.accountKey', 's3SecretKey', 'config.s3SecretKey'], censor: '[redacted]' }
   }, process.stdout)
+  const tiered = config.mode !== 'cache-only'
+  const metrics = createNodeMetrics()
   const store = new FsStore({
     root: config.dataDir,
     capacity: config.capacity,
-    eviction: config.eviction,
+    // With a cloud tier, clean objects are copies of Azure Blob's and make room for new writes.
+    eviction: tiered ? 'lru' : config.eviction,
+    tiered,
     stagedBlockMaxAgeMs: config.stagedBlockMaxAgeMs,
     onError: (err, what) => log.error({ err }, `store: ${what} failed`)
   })
@@ -42,39 +54,116 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
     const held = store.stats().committed + store.stats().staged
     store.setCapacity(config.capacity + Math.floor(held * AUTO_CAPACITY_FRACTION))
   }
+  const dirtyLimit = config.dirtyLimitAuto === true ? Math.max(1, Math.floor(store.stats().capacity * AUTO_DIRTY_FRACTION)) : config.dirtyLimit
   const stats = store.stats()
   log.info({ dataDir: config.dataDir, objects: stats.objects, containers: stats.containers, usedBytes: stats.used, capacity: stats.capacity }, 'store opened')
   const backfill = new Md5Backfill(store, (err) => log.warn({ err }, 'background Content-MD5 failed'))
   backfill.scheduleMissing()
-  const service = new ObjectService(store, backfill)
-  const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64'), maxRequests: config.maxRequests }, log)
-  const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }], maxRequests: config.maxRequests }, log)
-  let blobPort: number
-  let s3Port: number
+  const tier = tiered ? await startTier(config, store, dirtyLimit, metrics, log) : undefined
+  store.watch((event) => { if (event.type === 'evict') metrics.evictions.inc() })
+  const service = new ObjectService(store, backfill, { metrics, ...(tier === undefined ? {} : { tier: tier.objectTier }) })
+  const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64'), maxRequests: config.maxRequests, metrics }, log)
+  const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }], maxRequests: config.maxRequests, metrics }, log)
+  let ready = false
+  const admin = createAdminServer({
+    metrics: metrics.registry,
+    ...(tier === undefined ? {} : { writeback: tier.writeback }),
+    storeStats: () => store.stats(),
+    ready: () => ready,
+    log
+  })
+  // Whatever started is stopped again, in reverse order, when a later step fails.
+  const started: Array<() => Promise<void>> = [async () => { await backfill.close(); await tier?.close(); await store.close() }]
+  const stopAll = async (): Promise<void> => {
+    for (const stop of started.reverse()) await stop()
+  }
+  const ports = { blob: 0, s3: 0, admin: 0 }
   try {
-    blobPort = await blob.listen(config.host, config.blobPort)
+    ports.blob = await blob.listen(config.host, config.blobPort)
+    started.push(() => blob.close())
+    ports.s3 = await s3.listen(config.host, config.s3Port)
+    started.push(() => s3.close())
+    ports.admin = await admin.listen(config.host, config.adminPort)
+    started.push(() => admin.close())
   } catch (err) {
-    await store.close()
+    await stopAll()
     throw err
   }
-  try {
-    s3Port = await s3.listen(config.host, config.s3Port)
-  } catch (err) {
-    await blob.close()
-    await store.close()
-    throw err
-  }
+  ready = true
   let closing: Promise<void> | undefined
   return {
-    ports: { blob: blobPort, s3: s3Port },
+    ports,
     log,
     close () {
       closing ??= (async () => {
+        ready = false
         await Promise.all([blob.close(), s3.close()])
+        await admin.close()
         await backfill.close()
+        await tier?.close()
         await store.close()
       })()
       return closing
+    }
+  }
+}
+
+interface RunningTier {
+  objectTier: ObjectTier
+  writeback: WritebackQueue
+  close (): Promise<void>
+}
+
+/** The cloud tier: the Azure Blob adapter, the layout, the writeback queue and read-through. */
+async function startTier (config: Config, store: FsStore, dirtyLimit: number, metrics: NodeMetrics, log: FastifyBaseLogger): Promise<RunningTier> {
+  const mode = config.mode as 'writeback' | 'writethrough'
+  const upstream = createAzureUpstream({
+    ...(config.upstreamConnectionString === undefined ? {} : { connectionString: config.upstreamConnectionString }),
+    ...(config.upstreamAccountUrl === undefined ? {} : { accountUrl: config.upstreamAccountUrl }),
+    blockSize: config.uploadBlockSize,
+    blockConcurrency: config.blockConcurrency,
+    maxRps: config.upstreamMaxRps,
+    metrics,
+    log
+  })
+  const layout = createLayout(config.layout, config.upstreamContainer === undefined ? {} : { upstreamContainer: config.upstreamContainer })
+  const writeback = new WritebackQueue({
+    store,
+    upstream,
+    layout,
+    dir: join(config.dataDir, 'writeback'),
+    mode,
+    dirtyLimit,
+    concurrency: config.writebackConcurrency,
+    markerPatterns: config.markerPatterns,
+    metrics,
+    log
+  })
+  await writeback.start()
+  const readThrough = new ReadThroughCache({
+    store,
+    upstream,
+    layout,
+    deletePending: (c, n) => writeback.deletePending(c, n),
+    blockSize: config.uploadBlockSize,
+    concurrency: config.blockConcurrency,
+    revalidateAfterMs: config.revalidateAfterMs,
+    metrics,
+    log
+  })
+  log.info({ mode, layout: layout.description, dirtyLimit, pending: writeback.status().dirtyObjects }, 'cloud tier started')
+  return {
+    objectTier: {
+      mode,
+      writeback,
+      readThrough,
+      listUpstream: async (container, query) => await listUpstream(upstream, layout, container, query)
+    },
+    writeback,
+    async close () {
+      await readThrough.close()
+      await writeback.close()
+      await upstream.close()
     }
   }
 }

@@ -13,6 +13,7 @@ import type { ByteRange, ObjectMeta } from '../core/types.js'
 import { CacheError } from '../errors.js'
 import type { LocalStore } from '../store/local-store.js'
 import { Fill, FillSlots } from './fill.js'
+import { upstreamMeta } from '../core/object-service.js'
 import type { Layout, ReadThrough, Upstream, UpstreamProps } from './types.js'
 
 export interface ReadThroughOptions {
@@ -35,24 +36,7 @@ export interface ReadThroughOptions {
   maxRemembered?: number
 }
 
-/** The ObjectMeta of an upstream blob, as a read-through serves it: its etag is the upstream one. */
-export function upstreamMeta (container: string, name: string, props: UpstreamProps): ObjectMeta {
-  return {
-    container,
-    name,
-    size: props.size,
-    etag: props.etag,
-    createdMs: props.createdMs ?? props.lastModifiedMs,
-    lastModifiedMs: props.lastModifiedMs,
-    content: props.content,
-    metadata: props.metadata,
-    checksums: props.content.contentMd5 === undefined ? {} : { md5: props.content.contentMd5 },
-    extents: [],
-    fromBlocks: false,
-    upstreamEtag: props.etag,
-    origin: 'upstream'
-  }
-}
+export { upstreamMeta }
 
 export class ReadThroughCache implements ReadThrough {
   readonly #opts: ReadThroughOptions

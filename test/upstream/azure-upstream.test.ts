@@ -539,7 +539,7 @@ t.test('credentials: a SAS connection string, an account URL with a SAS; a bad c
     ['account URL with a SAS', { accountUrl: `${endpoint}?${sas}` }]
   ] as const) {
     const metrics = createNodeMetrics()
-    const up = newUpstream(metrics, { connectionString: undefined, ...creds })
+    const up = newUpstream(metrics, Object.assign({ connectionString: undefined }, creds))
     const data = randomBytes(1000)
     const blob = `via-${what.replace(/\W+/g, '-')}`
     const res = await up.upload({ ref: { container: 'sas', blob }, source: await fileSource(data), content: {}, metadata: {}, version: blob })
