@@ -85,7 +85,8 @@ async function serve (flags: string[]): Promise<void> {
 
   const endpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.blob}/${config.account}`
   const s3Endpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.s3}`
-  node.log.info({ ports: node.ports }, `ckptcache ready blob=${endpoint} s3=${s3Endpoint}`)
+  const adminEndpoint = `http://${urlHost(connectHost(config.host))}:${node.ports.admin}`
+  node.log.info({ ports: node.ports, mode: config.mode }, `ckptcache ready blob=${endpoint} s3=${s3Endpoint} admin=${adminEndpoint}`)
   // pino writes asynchronously, so on a pipe this text may land before the ready line.
   process.stdout.write(connectionInfo(config, endpoint) + s3ConnectionInfo(config, s3Endpoint))
 }
@@ -180,7 +181,7 @@ function describeStartError (err: unknown, config: Config): string {
   if (e === undefined || e === null || typeof e !== 'object') return `failed to start: ${oneLine(base)}`
   const port = e.port ?? config.blobPort
   const host = e.address ?? config.host
-  const flag = port === config.s3Port && port !== config.blobPort ? 's3-port' : 'blob-port'
+  const flag = port === config.s3Port && port !== config.blobPort ? 's3-port' : port === config.adminPort && port !== config.blobPort ? 'admin-port' : 'blob-port'
   const portHelp = `choose another with --${flag} or ${envName(flag)} (0 picks any free port)`
   switch (e.code) {
     case 'EADDRINUSE':

@@ -12,7 +12,7 @@ import { repoRoot } from './helpers/gateway.js'
 t.test('SIGTERM after the stdout reader went away: exits 0', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'ckptcache-sig-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'main.ts'), 'serve', '--blob-port', '0', '--s3-port', '0', '--data-dir', dataDir],
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'main.ts'), 'serve', '--blob-port', '0', '--s3-port', '0', '--admin-port', '0', '--data-dir', dataDir],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] })
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])))
   let out = ''

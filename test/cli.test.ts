@@ -107,7 +107,7 @@ t.test('bad configuration exits 2 naming the setting', async t => {
 
 t.test('serve: ready line, working connection string, SIGTERM exits 0', async t => {
   const dataDir = t.testdir()
-  const cli = start(['serve', '--blob-port', '0', '--s3-port', '0', '--data-dir', dataDir])
+  const cli = start(['serve', '--blob-port', '0', '--s3-port', '0', '--admin-port', '0', '--data-dir', dataDir])
   t.teardown(() => { cli.child.kill('SIGKILL') })
   const [, host, port] = await cli.waitFor(READY)
   t.equal(host, '127.0.0.1')

@@ -27,6 +27,10 @@ export interface GatewayHandle {
   port: number
   /** The S3 port (path-style `http://127.0.0.1:<s3Port>/<bucket>/<key>`). */
   s3Port: number
+  /** The admin API port (/metrics, /status, /flush). */
+  adminPort: number
+  /** `http://127.0.0.1:<adminPort>` */
+  adminUrl: string
   /** `http://127.0.0.1:<s3Port>` */
   s3Endpoint: string
   s3AccessKey: string
@@ -80,7 +84,7 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'ckptcache-test-'))
   const child = spawn(process.execPath, [
     '--import', watchdog, ...entryArgs(), 'serve',
-    '--host', '127.0.0.1', '--blob-port', '0', '--s3-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
+    '--host', '127.0.0.1', '--blob-port', '0', '--s3-port', '0', '--admin-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])
   ], {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env, CKPTCACHE_LOG_LEVEL: 'info' },
@@ -105,6 +109,7 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
 
   let port: number
   let s3Port = 0
+  let adminPort = 0
   try {
     port = await new Promise<number>((ok, ko) => {
       const timer = setTimeout(() => ko(new Error(`gateway did not start within ${opts.startTimeoutMs ?? 30_000} ms:\n${out}`)), opts.startTimeoutMs ?? 30_000)
@@ -114,6 +119,8 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
           clearTimeout(timer)
           const s3 = / s3=http:\/\/(?:[^\s:/]+|\[[^\]]+\]):(\d+)/.exec(out)
           if (s3 !== null) s3Port = Number(s3[1])
+          const admin = / admin=http:\/\/(?:[^\s:/]+|\[[^\]]+\]):(\d+)/.exec(out)
+          if (admin !== null) adminPort = Number(admin[1])
           ok(Number(m[1]))
         }
       }
@@ -135,6 +142,8 @@ export async function startGateway (opts: GatewayOptions = {}): Promise<GatewayH
     port,
     s3Port,
     s3Endpoint: `http://127.0.0.1:${s3Port}`,
+    adminPort,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     s3AccessKey: DEV_S3_ACCESS_KEY,
     s3SecretKey: DEV_S3_SECRET_KEY,
     account: EMULATOR_ACCOUNT,
