@@ -28,7 +28,7 @@ export async function startWritebackGateway (dir: string, upstreamConnectionStri
     args: ['--mode', 'writeback', '--upstream-connection-string', upstreamConnectionString, '--admin-port', '0']
   })
   // The ready line is a JSON log line whose `ports` field comes before its message.
-  const m = /"ports":\{[^}]*"admin":(\d+)/.exec(gw.output())
+  const m = /"ports":\{[^}]*"admin":(\d+)/.exec(gw.output()) ?? / admin=http:\/\/[^\s/]+:(\d+)/.exec(gw.output())
   if (m === null) {
     await gw.kill('SIGKILL')
     throw new Error(`the gateway's ready line names no admin port: ${gw.output().slice(-2000)}`)

@@ -110,6 +110,9 @@ const QUIET_MAX_MS = 30_000
 const QUIET_POLL_MS = 100
 const QUIET_CPU_S = 0.01
 
+/** A long error (a server's output when it failed to start) by its first line and its end, where the cause is. */
+const tail = (text: string): string => text.length <= 600 ? text : `${text.slice(0, text.indexOf('\n') === -1 ? 200 : Math.min(200, text.indexOf('\n')))} … ${text.slice(-600)}`
+
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Waits until every process in `pids` spent ≤ 10 ms CPU in each of two 100 ms windows (at most 30 s). */
@@ -357,7 +360,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
       if (t === 'gateway') await viaGateway(c, measured)
       else await direct(t, c, measured)
     } catch (err) {
-      done('save', t, { seconds: 0, bytes: 0, cpuS: {}, loadAvg1: loadavg()[0] as number, error: `run failed: ${String((err as Error).message ?? err).slice(0, 300)}` }, measured)
+      done('save', t, { seconds: 0, bytes: 0, cpuS: {}, loadAvg1: loadavg()[0] as number, error: `run failed: ${tail(String((err as Error).message ?? err))}` }, measured)
     }
   }
 
