@@ -21,29 +21,15 @@
 import { createHash } from 'node:crypto'
 import { CacheError } from '../errors.js'
 import { upstreamContainerName } from './container-map.js'
-import type { Layout, Upstream, UpstreamRef } from './types.js'
+import type { Layout, ListSource, PrefixVerdict, Upstream, UpstreamRef } from './types.js'
 
 /** What a listing needs of the upstream. */
 export type UpstreamLister = Pick<Upstream, 'list'>
 
-/**
- * Whether a common prefix of a delimiter listing of a source can hold a name of that source:
- * `no` (drop it), `yes`, or `verify` (only a flat listing under it can tell).
- */
-export type PrefixVerdict = 'yes' | 'no' | 'verify'
+export type { ListSource, PrefixVerdict }
 
-/** One upstream listing of `listSources`: every blob of it is `root + logical name`. */
-export interface ListSource extends UpstreamRef {
-  /** The part of each blob name before the logical name (`blob` is `root + prefix`). */
-  root: string
-  /** Judges a logical common prefix this source lists; absent means `yes`. */
-  holds?: (logicalPrefix: string) => PrefixVerdict
-}
-
-/** The Layout the listing code works with: `listSources` may discover prefixes through the upstream. */
-export interface ListingLayout extends Layout {
-  listSources (container: string, prefix: string, upstream?: UpstreamLister): Promise<ListSource[]>
-}
+/** The Layout the listing code works with (every Layout now: `listSources` may discover prefixes through the upstream). */
+export type ListingLayout = Layout
 
 export interface LayoutOptions {
   /** Put every local container into this one upstream container, under `<container>/`. */

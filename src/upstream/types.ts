@@ -121,9 +121,25 @@ export interface Layout {
   /**
    * The upstream listings whose union holds every blob of `container` whose logical name starts
    * with `prefix`: each a container and a blob-name prefix to list. Listing code merges them in
-   * logical-name order and keeps only blobs `fromUpstream` maps back into the container.
+   * logical-name order and keeps only blobs `fromUpstream` maps back into the container. Layouts
+   * whose prefixes cannot be enumerated (rank prefixes) discover them with one delimiter listing
+   * of the container's top level through `upstream`.
    */
-  listSources (container: string, prefix: string): Promise<UpstreamRef[]> | UpstreamRef[]
+  listSources (container: string, prefix: string, upstream?: Pick<Upstream, 'list'>): Promise<ListSource[]>
+}
+
+/**
+ * Whether a common prefix of a delimiter listing of a source can hold a name of that source:
+ * `no` (drop it), `yes`, or `verify` (only a flat listing under it can tell).
+ */
+export type PrefixVerdict = 'yes' | 'no' | 'verify'
+
+/** One upstream listing of `listSources`: every blob of it is `root + logical name`. */
+export interface ListSource extends UpstreamRef {
+  /** The part of each blob name before the logical name (`blob` is `root + prefix`). */
+  root: string
+  /** Judges a logical common prefix this source lists; absent means `yes`. */
+  holds?: (logicalPrefix: string) => PrefixVerdict
 }
 
 /** What `ckptcache status` and `/metrics` show of the writeback queue. */

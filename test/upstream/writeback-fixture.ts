@@ -23,7 +23,7 @@ export const identity: Layout = {
   description: 'identity',
   toUpstream: (container, name) => ({ container, blob: name }),
   fromUpstream: (ref) => ref.blob,
-  listSources: (container, prefix) => [{ container, blob: prefix }]
+  listSources: async (container, prefix) => [{ container, blob: prefix, root: '' }]
 }
 
 export interface Call {
