@@ -28,12 +28,25 @@ export class PendingDeletes {
   readonly #retry = new MinHeap<PendingDelete>()
   readonly #tombstones: Tombstones
   readonly #onReady: () => void
+  readonly #onDropped: (key: string) => void
+  readonly #onError: (err: unknown) => void
+  readonly #pending = new Set<Promise<void>>()
   /** No more queueing (the writeback is closing); records are still written. */
   closed = false
 
-  constructor (tombstones: Tombstones, onReady: () => void) {
-    this.#tombstones = tombstones
-    this.#onReady = onReady
+  constructor (opts: {
+    tombstones: Tombstones
+    /** A record may run now. */
+    onReady: () => void
+    /** A record was dropped unrun (the upstream holds the local version). */
+    onDropped: (key: string) => void
+    /** A record file could not be removed in the background. */
+    onError: (err: unknown) => void
+  }) {
+    this.#tombstones = opts.tombstones
+    this.#onReady = opts.onReady
+    this.#onDropped = opts.onDropped
+    this.#onError = opts.onError
   }
 
   get size (): number { return this.#byKey.size }
@@ -110,14 +123,38 @@ export class PendingDeletes {
     p.where = undefined
   }
 
-  /** The first record ready to run (FIFO). */
-  popReady (): PendingDelete | undefined {
+  /**
+   * The next record to carry out now: Delete Blob (with If-Match when the upstream etag is known)
+   * is due when the store has no version of the name and no upload of it is in flight. A record
+   * of a name being uploaded waits for the upload to end (`ready` again then); of a name with a
+   * dirty version it waits for that version (its upload replaces the blob, its delete renews the
+   * record); of a name with a clean version it is dropped (the upstream holds that version).
+   */
+  next (uploading: (key: string) => boolean, head: (container: string, name: string) => ObjectMeta | undefined): PendingDelete | undefined {
     for (const p of this.#ready) {
       this.#ready.delete(p)
       p.where = undefined
-      return p
+      const { container, name } = p.rec
+      if (uploading(keyOf(container, name))) continue
+      const local = head(container, name)
+      if (local === undefined) return p
+      if (local.dirty !== true) {
+        this.#background(this.#drop(p))
+        this.#onDropped(keyOf(container, name))
+      }
     }
     return undefined
+  }
+
+  /** Resolves when file work started in the background has ended. */
+  async idle (): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
+  }
+
+  #background (work: Promise<void>): void {
+    const p = work.catch((err) => this.#onError(err))
+    this.#pending.add(p)
+    void p.finally(() => this.#pending.delete(p))
   }
 
   retryAt (p: PendingDelete, at: number): void {
@@ -143,7 +180,7 @@ export class PendingDeletes {
   }
 
   /** Drops a record that is not needed (the upstream holds the local version now). */
-  async drop (p: PendingDelete): Promise<void> {
+  async #drop (p: PendingDelete): Promise<void> {
     const key = keyOf(p.rec.container, p.rec.name)
     if (this.#byKey.get(key) !== p || p.busy) return
     this.unqueue(p)

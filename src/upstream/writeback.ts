@@ -15,7 +15,7 @@
  * - Deletes: a client delete cancels the name's queued upload, aborts one in
  *   flight and, when the upstream may hold the name (a known upstream etag, an
  *   upload that may have committed, an earlier record), records the upstream
- *   delete durably before the local delete proceeds. `#startDelete` says how a
+ *   delete durably before the local delete proceeds. `PendingDeletes.next` says how a
  *   record is carried out. Evictions change nothing upstream.
  * - Failures: nothing is dropped. A failed attempt is retried with
  *   exponential backoff and jitter, for ever. After CC_ERR_UPSTREAM_UNAVAILABLE
@@ -23,18 +23,20 @@
  *   until one succeeds.
  */
 import { mkdir } from 'node:fs/promises'
-import type { Counter, NodeMetrics } from '../admin/metrics.js'
+import type { NodeMetrics } from '../admin/metrics.js'
 import type { ObjectMeta } from '../core/types.js'
-import { CacheError, isCacheError } from '../errors.js'
+import { CacheError } from '../errors.js'
 import type { LocalStore, StoreEvent } from '../store/local-store.js'
-import { DEFAULT_RETRY_DELAY, retryAfterSeconds, retryDelayMs, UploadRate, type RetryDelay } from './backoff.js'
-import { DirtyNames, keyOf, type Entry, type NameState, type Upload } from './dirty-names.js'
+import { DEFAULT_RETRY_DELAY, retryAfterSeconds, type RetryDelay } from './backoff.js'
+import { DirtyNames, keyOf } from './dirty-names.js'
 import { FlushTracker, inFlushScope } from './flush.js'
 import { markerMatcher } from './markers.js'
 import { PendingDeletes, type PendingDelete } from './pending-deletes.js'
 import { Tombstones } from './tombstones.js'
-import type { FlushHandle, Layout, Upstream, UploadResult, Writeback, WritebackStatus } from './types.js'
+import type { FlushHandle, Layout, Upstream, Writeback, WritebackStatus } from './types.js'
 import { WaiterSet } from './waiters.js'
+import { registerWritebackMetrics } from './writeback-metrics.js'
+import { WritebackWorker } from './writeback-worker.js'
 
 export interface WritebackLog {
   info (obj: object, msg: string): void
@@ -61,63 +63,51 @@ export interface WritebackOptions {
   retryDelayMs?: RetryDelay
 }
 
-interface Outage {
-  error: Error
-  probes: number
-  probeDue: boolean
-  timer: NodeJS.Timeout | undefined
-}
-
-const UNAVAILABLE = 'CC_ERR_UPSTREAM_UNAVAILABLE'
-const errText = (err: unknown): string => err instanceof Error ? err.message : String(err)
-
 export class WritebackQueue implements Writeback {
   readonly #o: WritebackOptions
-  readonly #delay: RetryDelay
   readonly #tombstones: Tombstones
   readonly #names: DirtyNames
   readonly #deletes: PendingDeletes
+  readonly #worker: WritebackWorker
   readonly #waiters = new WaiterSet()
   readonly #flushes = new Set<FlushTracker>()
-  readonly #ops = new Set<Promise<void>>()
   readonly #timers = new Set<NodeJS.Timeout>()
-  /** Names and records whose last attempt failed (status shows `lastError` while there are any). */
-  readonly #failing = new Set<string>()
-  readonly #rate = new UploadRate()
-  readonly #uploads: Counter
-  readonly #uploadedBytesTotal: Counter
-  readonly #deletesTotal: Counter
-  #retryTimer: NodeJS.Timeout | undefined
-  #retryTimerAt: number | undefined
-  #outage: Outage | undefined
   #opened: Promise<void> | undefined
-  #running = false
   #closed = false
-  #pumpScheduled = false
-  #active = 0
-  #uploading = 0
-  #uploadedObjects = 0
-  #uploadedBytes = 0
-  #failedAttempts = 0
-  #lastError: string | undefined
 
   constructor (opts: WritebackOptions) {
     this.#o = opts
-    this.#delay = opts.retryDelayMs ?? DEFAULT_RETRY_DELAY
     this.#tombstones = new Tombstones(opts.dir)
-    this.#names = new DirtyNames(markerMatcher(opts.markerPatterns), () => this.#schedulePump())
-    this.#deletes = new PendingDeletes(this.#tombstones, () => this.#schedulePump())
-    const r = opts.metrics.registry
-    this.#uploads = r.counter('ckptcache_writeback_uploads_total', 'Writeback upload attempts, by result (ok, failed).', ['result'])
-    this.#uploadedBytesTotal = r.counter('ckptcache_writeback_uploaded_bytes_total', 'Object bytes the writeback uploaded.')
-    this.#deletesTotal = r.counter('ckptcache_writeback_deletes_total', 'Upstream deletes the writeback carried out.')
-    r.gauge('ckptcache_dirty_bytes', 'Bytes of dirty objects (not yet uploaded).', () => this.#names.dirtyBytes)
-    r.gauge('ckptcache_dirty_objects', 'Dirty objects (not yet uploaded).', () => this.#names.dirtyObjects)
-    r.gauge('ckptcache_dirty_limit_bytes', 'Dirty bytes past which writes are refused with a retryable 503.', () => opts.dirtyLimit)
-    r.gauge('ckptcache_oldest_dirty_age_seconds', 'Age of the oldest dirty object.', () => this.#names.oldestDirtyAgeMs() / 1000)
-    r.gauge('ckptcache_writeback_queue_depth', 'Dirty objects waiting for an upload (markers waiting for their directory included).', () => this.#names.queued)
-    r.gauge('ckptcache_writeback_uploading', 'Uploads in progress.', () => this.#uploading)
-    r.gauge('ckptcache_writeback_pending_deletes', 'Upstream deletes recorded and not yet done.', () => this.#deletes.size)
+    this.#names = new DirtyNames(markerMatcher(opts.markerPatterns), () => this.#worker.schedule())
+    this.#deletes = new PendingDeletes({
+      tombstones: this.#tombstones,
+      onReady: () => this.#worker.schedule(),
+      onDropped: (key) => this.#settle(key),
+      onError: (err) => opts.log.error({ err }, 'writeback: could not remove a delete record')
+    })
+    const names = this.#names
+    const counters = registerWritebackMetrics(opts.metrics.registry, {
+      dirtyBytes: () => names.dirtyBytes,
+      dirtyObjects: () => names.dirtyObjects,
+      dirtyLimit: () => opts.dirtyLimit,
+      oldestDirtyAgeMs: () => names.oldestDirtyAgeMs(),
+      queued: () => names.queued,
+      uploading: () => this.#worker.uploading,
+      pendingDeletes: () => this.#deletes.size
+    })
+    this.#worker = new WritebackWorker({
+      store: opts.store,
+      upstream: opts.upstream,
+      layout: opts.layout,
+      names,
+      deletes: this.#deletes,
+      waiters: this.#waiters,
+      concurrency: opts.concurrency,
+      delay: opts.retryDelayMs ?? DEFAULT_RETRY_DELAY,
+      counters,
+      log: opts.log,
+      settle: (key) => this.#settle(key)
+    })
   }
 
   /** Subscribes to the store, loads delete records, queues every dirty version by seq and starts working. */
@@ -130,9 +120,8 @@ export class WritebackQueue implements Writeback {
     await this.#opened
     for (const meta of this.#o.store.objects()) if (meta.dirty === true) this.#names.track(meta)
     for (const key of this.#deletes.keys()) this.#deletes.ready(this.#deletes.get(key) as PendingDelete)
-    this.#running = !this.#closed
     this.#o.log.info({ dirtyObjects: this.#names.dirtyObjects, dirtyBytes: this.#names.dirtyBytes, pendingDeletes: this.#deletes.size }, 'writeback started')
-    this.#schedulePump()
+    this.#worker.start()
   }
 
   status (): WritebackStatus {
@@ -143,12 +132,12 @@ export class WritebackQueue implements Writeback {
       dirtyLimit: this.#o.dirtyLimit,
       oldestDirtyAgeMs: this.#names.oldestDirtyAgeMs(),
       queued: this.#names.queued,
-      uploading: this.#uploading,
+      uploading: this.#worker.uploading,
       pendingDeletes: this.#deletes.size,
-      uploadedObjects: this.#uploadedObjects,
-      uploadedBytes: this.#uploadedBytes,
-      failedAttempts: this.#failedAttempts,
-      ...(this.#lastError !== undefined && this.#failing.size > 0 ? { lastError: this.#lastError } : {})
+      uploadedObjects: this.#worker.uploadedObjects,
+      uploadedBytes: this.#worker.uploadedBytes,
+      failedAttempts: this.#worker.failedAttempts,
+      ...(this.#worker.lastError === undefined ? {} : { lastError: this.#worker.lastError })
     }
   }
 
@@ -156,7 +145,7 @@ export class WritebackQueue implements Writeback {
     const dirty = this.#names.dirtyBytes
     // With nothing dirty anything goes: one object larger than the limit must not wait for ever.
     if (dirty === 0 || dirty + bytes <= this.#o.dirtyLimit) return
-    const retryAfter = retryAfterSeconds(dirty + bytes - this.#o.dirtyLimit, this.#rate.bytesPerSecond(), this.#outage !== undefined)
+    const retryAfter = retryAfterSeconds(dirty + bytes - this.#o.dirtyLimit, this.#worker.rate.bytesPerSecond(), this.#worker.outageError !== undefined)
     throw new CacheError('CC_ERR_SERVER_BUSY',
       `${dirty} bytes are waiting for writeback to the upstream; ${bytes} more would pass the dirty limit of ` +
       `${this.#o.dirtyLimit} bytes. Retry after ${retryAfter} s, when the writeback has caught up.`,
@@ -168,7 +157,8 @@ export class WritebackQueue implements Writeback {
     if (head === undefined || head.etag !== etag || head.dirty !== true) return Promise.resolve()
     // While the upstream is known to be down a writethrough write fails at once instead of
     // waiting for the outage to end; its object stays queued.
-    if (this.#outage !== undefined) return Promise.reject(this.#outage.error)
+    const down = this.#worker.outageError
+    if (down !== undefined) return Promise.reject(down)
     if (this.#closed) return Promise.reject(closedError())
     return this.#waiters.add(keyOf(container, name), etag)
   }
@@ -193,19 +183,16 @@ export class WritebackQueue implements Writeback {
   async close (): Promise<void> {
     if (!this.#closed) {
       this.#closed = true
-      this.#running = false
       this.#names.closed = true
       this.#deletes.closed = true
-      if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-      if (this.#outage?.timer !== undefined) clearTimeout(this.#outage.timer)
       for (const t of this.#timers) clearTimeout(t)
       this.#timers.clear()
-      for (const s of this.#names.values()) s.upload?.abort.abort()
       this.#waiters.rejectAll(closedError())
       for (const f of this.#flushes) f.abandon()
       this.#flushes.clear()
     }
-    while (this.#ops.size > 0) await Promise.allSettled([...this.#ops])
+    await this.#worker.close()
+    await this.#deletes.idle()
   }
 
   // ---- store events -------------------------------------------------------
@@ -289,288 +276,11 @@ export class WritebackQueue implements Writeback {
     this.#later(check, 0)
   }
 
-  // ---- scheduling ---------------------------------------------------------
-
-  #schedulePump (): void {
-    if (this.#pumpScheduled || !this.#running) return
-    this.#pumpScheduled = true
-    queueMicrotask(() => {
-      this.#pumpScheduled = false
-      this.#pump()
-    })
-  }
-
-  #pump (): void {
-    while (this.#running && this.#active < this.#o.concurrency) {
-      // Paused after an outage: one probe at a time, when its backoff is over.
-      const outage = this.#outage
-      if (outage !== undefined && (!outage.probeDue || this.#active > 0)) break
-      if (!this.#startDelete() && !this.#startUpload()) break
-      if (outage !== undefined) outage.probeDue = false
-    }
-    this.#armRetryTimer()
-  }
-
-  #startUpload (): boolean {
-    for (;;) {
-      const s = this.#names.popReady()
-      if (s === undefined) return false
-      const entry = s.current
-      if (entry === undefined) continue
-      if (s.upload !== undefined || this.#deletes.get(s.key)?.busy === true) {
-        s.where = 'held' // one operation per name: goes when the one in flight ends
-        continue
-      }
-      if (s.marker && this.#names.markerBlocked(s)) {
-        this.#names.park(s)
-        continue
-      }
-      const meta = this.#o.store.head(s.container, s.name)
-      if (meta?.etag !== entry.etag) {
-        // Replaced or gone without our seeing it (a deleted container tells no watcher).
-        this.#names.dropDirty(s)
-        if (meta?.dirty === true) this.#names.track(meta)
-        this.#settle(s.key)
-        continue
-      }
-      this.#beginUpload(s, entry, meta)
-      return true
-    }
-  }
-
-  #beginUpload (s: NameState, entry: Entry, meta: ObjectMeta): void {
-    this.#names.setCurrent(s, undefined)
-    const up: Upload = { entry, abort: new AbortController(), deleted: false }
-    s.upload = up
-    this.#active++
-    this.#uploading++
-    const probe = this.#outage !== undefined
-    const { store, upstream, layout } = this.#o
-    this.#run(async () => {
-      let result: UploadResult
-      let clean: boolean
-      try {
-        result = await upstream.upload({
-          ref: layout.toUpstream(s.container, s.name),
-          source: { size: meta.size, open: (range) => store.openRead(meta, range) },
-          content: meta.content,
-          metadata: meta.metadata,
-          version: meta.etag,
-          signal: up.abort.signal
-        })
-        clean = await store.markClean(s.container, s.name, entry.etag, result.etag)
-      } catch (err) {
-        this.#uploadFailed(s, up, err, probe)
-        return
-      }
-      this.#uploadDone(s, up, clean)
-    })
-  }
-
-  #uploadDone (s: NameState, up: Upload, clean: boolean): void {
-    s.upload = undefined
-    this.#active--
-    this.#uploading--
-    this.#uploadedObjects++
-    this.#uploadedBytes += up.entry.size
-    this.#uploads.inc({ result: 'ok' })
-    this.#uploadedBytesTotal.inc({}, up.entry.size)
-    this.#rate.add(up.entry.size)
-    this.#failing.delete(s.key)
-    this.#upstreamBack()
-    this.#waiters.resolve(s.key, (etag) => etag === up.entry.etag)
-    if (s.current !== undefined) s.blockSeq = s.current.seq // the older version is upstream now
-    else if (clean) this.#names.dropDirty(s)
-    else if (s.dirty && !up.deleted) this.#resync(s)
-    this.#afterUpload(s)
-  }
-
-  #uploadFailed (s: NameState, up: Upload, err: unknown, probe: boolean): void {
-    s.upload = undefined
-    this.#active--
-    this.#uploading--
-    if (!up.deleted && !this.#closed) {
-      up.entry.failures++
-      this.#failed(s.key, `${s.container}/${s.name}`, err, up.entry.failures)
-      this.#uploads.inc({ result: 'failed' })
-      this.#waiters.reject(s.key, up.entry.etag, err instanceof Error ? err : new CacheError('CC_ERR_INTERNAL', errText(err)))
-      if (s.current === undefined && s.dirty) {
-        this.#names.setCurrent(s, up.entry)
-        // During an outage the probe schedule spaces the attempts; otherwise this version backs off.
-        if (isCacheError(err, UNAVAILABLE)) this.#names.enqueue(s)
-        else this.#names.enqueueRetry(s, Date.now() + retryDelayMs(up.entry.failures, this.#delay))
-      }
-      if (isCacheError(err, UNAVAILABLE)) this.#upstreamDown(err, probe)
-    }
-    this.#afterUpload(s)
-  }
-
-  /** After an upload of `s` ended: the name's next work, the markers of its directory, flushes. */
-  #afterUpload (s: NameState): void {
-    const p = this.#deletes.get(s.key)
-    if (p !== undefined) this.#deletes.ready(p)
-    this.#names.release(s)
-    this.#names.reblock(s)
-    this.#names.forgetIfIdle(s)
-    this.#names.dirChanged(s)
-    this.#settle(s.key)
-    this.#schedulePump()
-  }
-
-  /**
-   * Carries out the next ready delete record. While the store has a version of the name the
-   * record waits (a dirty one: its upload replaces the blob, or its delete renews the record) or
-   * is dropped (a clean one: the upstream holds that version). Without one: Delete Blob, with
-   * If-Match when the upstream etag is known, then the record is removed.
-   */
-  #startDelete (): boolean {
-    for (;;) {
-      const p = this.#deletes.popReady()
-      if (p === undefined) return false
-      const { container, name } = p.rec
-      if (this.#names.get(keyOf(container, name))?.upload !== undefined) continue // readied when that upload ends
-      const head = this.#o.store.head(container, name)
-      if (head === undefined) {
-        this.#beginDelete(p)
-        return true
-      }
-      if (head.dirty !== true) {
-        this.#run(async () => {
-          await this.#deletes.drop(p).catch((err) => this.#o.log.error({ err, container, name }, 'writeback: could not remove a delete record'))
-          this.#settle(keyOf(container, name))
-        })
-      }
-    }
-  }
-
-  #beginDelete (p: PendingDelete): void {
-    p.busy = true
-    this.#active++
-    const { gen, rec } = p
-    const key = keyOf(rec.container, rec.name)
-    const probe = this.#outage !== undefined
-    this.#run(async () => {
-      try {
-        await this.#o.upstream.delete(this.#o.layout.toUpstream(rec.container, rec.name), rec.ifMatch === undefined ? {} : { ifMatch: rec.ifMatch })
-      } catch (err) {
-        // A failed If-Match means the blob changed since: not ours to delete.
-        if (!isCacheError(err, 'CC_ERR_CONDITION_NOT_MET')) {
-          this.#deleteFailed(p, err, probe)
-          return
-        }
-      }
-      this.#deletesTotal.inc()
-      this.#failing.delete('delete:' + key)
-      this.#upstreamBack()
-      try {
-        await this.#deletes.finish(p, gen)
-      } catch (err) {
-        this.#o.log.error({ err, container: rec.container, name: rec.name }, 'writeback: could not remove a done delete record; retrying')
-        this.#deletes.retryAt(p, Date.now() + retryDelayMs(1, this.#delay))
-      }
-      this.#active--
-      this.#afterDelete(key)
-    })
-  }
-
-  #deleteFailed (p: PendingDelete, err: unknown, probe: boolean): void {
-    p.busy = false
-    this.#active--
-    p.failures++
-    const key = keyOf(p.rec.container, p.rec.name)
-    this.#failed('delete:' + key, `delete ${key}`, err, p.failures)
-    if (isCacheError(err, UNAVAILABLE)) {
-      this.#deletes.ready(p)
-      this.#upstreamDown(err, probe)
-    } else {
-      this.#deletes.retryAt(p, Date.now() + retryDelayMs(p.failures, this.#delay))
-    }
-    this.#afterDelete(key)
-  }
-
-  #afterDelete (key: string): void {
-    const s = this.#names.get(key)
-    if (s !== undefined) this.#names.release(s)
-    this.#settle(key)
-    this.#schedulePump()
-  }
-
-  // ---- failures and outages -----------------------------------------------
-
-  #failed (id: string, what: string, err: unknown, failures: number): void {
-    this.#failedAttempts++
-    this.#lastError = `${what}: ${errText(err)}`
-    this.#failing.add(id)
-    this.#o.log.warn({ what, failures, err: errText(err) }, 'writeback: attempt failed; retrying later')
-  }
-
-  #upstreamDown (err: unknown, probe: boolean): void {
-    if (this.#closed) return
-    let o = this.#outage
-    if (o === undefined) {
-      o = { error: err as Error, probes: 0, probeDue: false, timer: undefined }
-      this.#outage = o
-      this.#o.log.warn({ err: errText(err) }, 'writeback: upstream unavailable; pausing, probing with backoff')
-      this.#waiters.rejectAll(o.error)
-    } else if (!probe) {
-      return // an operation started before the outage: the probe schedule stands
-    }
-    o.error = err as Error
-    o.probes++
-    o.probeDue = false
-    if (o.timer !== undefined) clearTimeout(o.timer)
-    const outage = o
-    o.timer = setTimeout(() => {
-      outage.timer = undefined
-      outage.probeDue = true
-      this.#pump()
-    }, retryDelayMs(o.probes, this.#delay))
-  }
-
-  #upstreamBack (): void {
-    const o = this.#outage
-    if (o === undefined) return
-    if (o.timer !== undefined) clearTimeout(o.timer)
-    this.#outage = undefined
-    this.#o.log.info({ probes: o.probes }, 'writeback: upstream reachable again; resuming')
-    this.#schedulePump()
-  }
-
-  // ---- helpers ------------------------------------------------------------
-
-  /** The store no longer names the version just uploaded: take what it has now. */
-  #resync (s: NameState): void {
-    const head = this.#o.store.head(s.container, s.name)
-    this.#names.dropDirty(s)
-    if (head?.dirty === true) this.#names.track(head)
-  }
-
   /** Flushes count a name once nothing of it is dirty and no delete of it is pending. */
   #settle (key: string): void {
     if (this.#names.get(key)?.dirty === true || this.#deletes.has(key)) return
-    this.#failing.delete(key)
-    this.#failing.delete('delete:' + key)
+    this.#worker.forget(key)
     for (const f of this.#flushes) if (f.settle(key)) this.#flushes.delete(f)
-  }
-
-  #armRetryTimer (): void {
-    if (this.#closed) return
-    const a = this.#names.nextRetryAt()
-    const b = this.#deletes.nextRetryAt()
-    const next = a === undefined ? b : b === undefined ? a : Math.min(a, b)
-    if (next === this.#retryTimerAt && this.#retryTimer !== undefined) return
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
-    this.#retryTimerAt = next
-    if (next === undefined) return
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined
-      this.#retryTimerAt = undefined
-      const now = Date.now()
-      this.#names.releaseDue(now)
-      this.#deletes.releaseDue(now)
-      this.#pump()
-    }, Math.max(0, next - Date.now()))
   }
 
   #later (fn: () => void, ms: number): void {
@@ -580,12 +290,6 @@ export class WritebackQueue implements Writeback {
       fn()
     }, ms)
     this.#timers.add(t)
-  }
-
-  #run (fn: () => Promise<void>): void {
-    const p = fn().catch((err) => this.#o.log.error({ err }, 'writeback: unexpected error'))
-    this.#ops.add(p)
-    void p.finally(() => this.#ops.delete(p))
   }
 }
 
