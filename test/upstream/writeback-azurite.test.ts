@@ -10,9 +10,11 @@
  */
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { BlobServiceClient } from '@azure/storage-blob'
 import { createNodeMetrics } from '../../src/admin/metrics.js'
 import { isCacheError, type CacheError } from '../../src/errors.js'
@@ -32,9 +34,9 @@ const CONTAINER = 'ckpts'
 interface Forwarder {
   port: number
   connectionString: string
-  readonly target: number | undefined
-  /** Forwards new connections to `port` from now on (none: refused); open connections are cut. */
-  retarget (port: number | undefined): void
+  readonly target: number | 'hang' | undefined
+  /** Forwards new connections to `port` from now on (none: refused; hang: accepted, never answered); open ones are cut. */
+  retarget (port: number | 'hang' | undefined): void
   close (): Promise<void>
 }
 
@@ -44,6 +46,12 @@ async function startForwarder (target: number): Promise<Forwarder> {
     const port = fwd.target
     if (port === undefined) {
       client.destroy()
+      return
+    }
+    if (port === 'hang') {
+      sockets.add(client)
+      client.on('error', () => {})
+      client.resume()
       return
     }
     const upstream = connect(port, '127.0.0.1')
@@ -66,8 +74,8 @@ async function startForwarder (target: number): Promise<Forwarder> {
   const port = (server.address() as AddressInfo).port
   const fwd = {
     port,
-    target: target as number | undefined,
-    retarget: (p: number | undefined) => {
+    target: target as number | 'hang' | undefined,
+    retarget: (p: number | 'hang' | undefined) => {
       fwd.target = p
       for (const s of sockets) s.destroy()
       sockets.clear()
@@ -298,4 +306,45 @@ t.test('Azurite stopped: writes admitted up to the dirty limit, then SERVER_BUSY
   for (const [name, data] of written) t.ok((await c.getBlobClient(name).downloadToBuffer()).equals(data), `${name} arrived, bytes equal`)
   t.match(s.queue.status(), { dirtyObjects: 0, dirtyBytes: 0 })
   t.doesNotThrow(() => s.queue.admit(2048 * KiB))
+})
+
+t.test('kill -9 with uploads in flight: after a restart every acknowledged write arrives and the recorded delete is done', async (t) => {
+  const container = containerName()
+  const root = t.testdir()
+  const fwd = await startForwarder(azurite.port)
+  t.teardown(() => fwd.close())
+  {
+    const s = await setup(t, { root, container, connectionString: fwd.connectionString })
+    await put(s.store, 'old/gone', 'uploaded, deleted by the process that gets killed', container)
+    await s.queue.flush().done
+    await s.queue.close()
+    await s.store.close()
+  }
+  fwd.retarget('hang') // the killed process's uploads stay in flight until it dies
+  const child = spawn(process.execPath, ['--import', 'tsx', join(dirname(fileURLToPath(import.meta.url)), 'writeback-child.ts'), root, container, fwd.connectionString], {
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const ready = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('\n')) resolve(out)
+    })
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before it was ready: ${out}`)))
+  })
+  t.match(JSON.parse(ready.slice(ready.indexOf(' ') + 1)), { dirtyObjects: 5, pendingDeletes: 1 })
+  child.kill('SIGKILL')
+  await exited
+  t.same([...(await blobs(container)).keys()], ['old/gone'], 'nothing arrived before the kill')
+
+  fwd.retarget(azurite.port)
+  const s = await setup(t, { root, container, connectionString: fwd.connectionString })
+  t.match(s.queue.status(), { dirtyObjects: 5, pendingDeletes: 1 })
+  await s.queue.flush().done
+  const got = await blobs(container)
+  t.same([...got.keys()].sort(), ['new/0', 'new/1', 'new/2', 'new/3', 'new/4'])
+  t.equal(got.get('new/0')?.data.length, 1024 * 1024)
+  t.equal(got.get('new/4')?.data.toString(), 'written before the kill 4')
 })
