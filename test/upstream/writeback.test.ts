@@ -178,6 +178,21 @@ t.test('delete of a clean object deletes it upstream with If-Match its etag', as
   t.equal(f.metrics.registry.render().match(/^ckptcache_writeback_deletes_total (\d+)$/m)?.[1], '1')
 })
 
+t.test('an eviction changes nothing upstream', async (t) => {
+  const f = await fixture(t)
+  const q = f.queue()
+  await q.start()
+  const m = await put(f.store, 'x', 'clean, then evicted')
+  await q.flush().done
+  t.ok(await f.store.evict(C, 'x', m.etag))
+  t.equal(f.store.head(C, 'x'), undefined)
+  t.notOk(q.deletePending(C, 'x'))
+  await q.flush().done
+  t.same(f.upstream.calls.map((c) => c.op), ['upload'])
+  t.equal(f.upstream.blobs.get('x')?.data.toString(), 'clean, then evicted')
+  t.same(await readdir(join(f.dir, 'deletes')), [])
+})
+
 t.test('delete of a queued object whose older version is upstream deletes that version', async (t) => {
   const f = await fixture(t)
   const q = f.queue({ concurrency: 1 })
