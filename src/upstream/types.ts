@@ -187,7 +187,7 @@ export interface FlushHandle {
 export interface Writeback {
   status (): WritebackStatus
   /**
-   * Refuses a write of `bytes` more dirty bytes past the dirty limit (CC_ERR_DIRTY_LIMIT, which
+   * Refuses a write of `bytes` more dirty bytes past the dirty limit (CC_ERR_SERVER_BUSY with a retryAfter, which
    * front ends answer 503 ServerBusy / SlowDown with Retry-After).
    */
   admit (bytes: number): void
