@@ -161,6 +161,7 @@ export class FsStore implements LocalStore {
       const state = this.#container(name)
       opts.precheck?.(state.meta)
       if (opts.requireEmpty === true && state.objects.size > 0) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
+      await this.#tell({ type: 'delete-container', container: name })
       // Commit point: the container record goes; objects of a missing container are debris at the next start.
       await unlink(this.#paths.containerFile(name))
       await fsyncDir(this.#paths.containers)

@@ -47,11 +47,14 @@ export interface ObjectWrite {
  *   and a rejection aborts the delete (so a record of the upstream delete is durable before it).
  * - `evict`: a clean or cache-only object was dropped to make room or because it went stale;
  *   not a delete (nothing changes upstream).
+ * - `delete-container`: a client Delete Container / DeleteBucket is about to remove the container
+ *   and every object in it (no `delete` event per object); awaited like `delete`.
  */
 export type StoreEvent =
   | { type: 'commit', meta: ObjectMeta, previous: ObjectMeta | undefined }
   | { type: 'delete', meta: ObjectMeta }
   | { type: 'evict', meta: ObjectMeta }
+  | { type: 'delete-container', container: string }
 
 export type StoreWatcher = (event: StoreEvent) => void | Promise<void>
 
