@@ -1,6 +1,7 @@
 /**
  * Starts Microsoft's Azurite Blob emulator (the reference implementation the conformance suite is
- * checked against) as a child process on 127.0.0.1 and a kernel-chosen port.
+ * checked against) as a child process on 127.0.0.1 and a kernel-chosen port (or a given one, to restart
+ * it where a gateway expects it).
  *
  * - in-memory persistence by default (Azurite then writes no files; its working directory is the OS
  *   temp dir anyway), so nothing is left behind and no `--location` is needed (the two are
@@ -36,6 +37,11 @@ export interface AzuriteOptions {
    * caller creates it and removes it after `stop()`.
    */
   location?: string
+  /**
+   * Listen on this port instead of a kernel-chosen one: e.g. `port` of an Azurite just stopped, to
+   * bring "the same" upstream back after an outage (in memory, it starts empty).
+   */
+  port?: number
 }
 
 /** Azurite's well-known development account (documented, not a secret). */
@@ -67,7 +73,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteHa
       '--import', keepAlive,
       azuriteBlobMain,
       '--blobHost', '127.0.0.1',
-      '--blobPort', '0',
+      '--blobPort', String(opts.port ?? 0),
       ...(opts.location === undefined ? ['--inMemoryPersistence'] : ['--location', opts.location]),
       '--skipApiVersionCheck',
       '--loose',
