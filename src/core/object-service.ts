@@ -97,9 +97,15 @@ export interface CommitBlocksInput {
 export interface ObjectTier {
   mode: 'writeback' | 'writethrough'
   writeback: Writeback
-  readThrough: ReadThrough
+  readThrough: ReadThrough & UpstreamDelete
   /** The upstream's logical entries of a container (see `listUpstream` in upstream/upstream-list.ts). */
   listUpstream: (container: string, query: UpstreamListRequest) => Promise<{ entries: UpstreamListEntry[], truncated: boolean }>
+}
+
+/** A delete of a name the cache does not hold goes straight to the upstream (`ReadThroughCache.deleteUpstream`). */
+export interface UpstreamDelete {
+  /** Delete Blob upstream of the version `meta` (from `ReadThrough.head`) names; false when that version is gone. */
+  deleteUpstream (meta: ObjectMeta): Promise<boolean>
 }
 
 export interface UpstreamListRequest {
@@ -152,6 +158,16 @@ export class ObjectService {
     const c = this.store.getContainer(name)
     if (c === undefined) throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
     return c
+  }
+
+  /**
+   * Get Container Properties / HeadBucket / the container check of listings and batch deletes:
+   * like `getContainer`, but with a cloud tier a container the cache does not know and the
+   * upstream holds blobs of is adopted first (a wiped or new node restoring a checkpoint).
+   */
+  async container (name: string, signal?: AbortSignal): Promise<ContainerMeta> {
+    await this.#adoptContainer(name, signal)
+    return this.getContainer(name)
   }
 
   listContainers (prefix?: string): ContainerMeta[] {
@@ -381,9 +397,29 @@ export class ObjectService {
     return meta
   }
 
-  deleteObject (container: string, name: string, conditions?: Conditions): Promise<ObjectMeta> {
+  /**
+   * Delete Blob / DeleteObject. With a cloud tier, a name the cache does not hold is deleted in
+   * the upstream at once (the delete of a cached version reaches the upstream through the
+   * writeback queue).
+   */
+  async deleteObject (container: string, name: string, conditions?: Conditions): Promise<ObjectMeta> {
+    await this.#adoptContainer(container)
     this.getContainer(container)
-    return this.store.deleteObject(container, name, (current) => {
+    const tier = this.#tier
+    // A few rounds: another writer may replace the upstream version between its head and the delete.
+    for (let round = 0; tier !== undefined && round < 3 && this.store.head(container, name) === undefined; round++) {
+      const remote = await tier.readThrough.head(container, name)
+      // Nothing upstream, or a local version appeared meanwhile: the local delete answers.
+      if (remote === undefined || this.store.head(container, name) !== undefined) break
+      checkWriteConditions(remote, conditions)
+      if (await tier.readThrough.deleteUpstream(remote)) {
+        // A read-through fill of that version may have committed meanwhile: that copy is gone upstream too.
+        const cached = this.store.head(container, name)
+        if (cached !== undefined && cached.dirty !== true && cached.upstreamEtag === remote.upstreamEtag) await this.store.evict(container, name, cached.etag)
+        return remote
+      }
+    }
+    return await this.store.deleteObject(container, name, (current) => {
       if (current === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
       checkWriteConditions(current, conditions)
     })

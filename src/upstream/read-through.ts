@@ -46,6 +46,8 @@ export class ReadThroughCache implements ReadThrough {
   readonly #running = new Set<Fill>()
   readonly #heads = new Map<string, Promise<UpstreamProps | undefined>>()
   readonly #checks = new Map<string, Promise<ObjectMeta | undefined>>()
+  /** Versions deleted upstream while a fill of them ran: the fill must not commit them. */
+  readonly #deleted = new Set<string>()
   /** container/name/etag → when the upstream last confirmed that version. */
   readonly #checked: LRUCache<string, number>
   #closed = false
@@ -98,6 +100,25 @@ export class ReadThroughCache implements ReadThrough {
     return await raceSignal(check, signal)
   }
 
+  /**
+   * Delete Blob / DeleteObject of a name the cache does not hold: Delete Blob upstream with
+   * If-Match the version `meta` (from `head`) names, so a version written since stays. A fill of
+   * the deleted version that is still running delivers to its readers but is not kept. False when
+   * that version is no longer upstream.
+   */
+  async deleteUpstream (meta: ObjectMeta): Promise<boolean> {
+    const etag = meta.upstreamEtag ?? meta.etag
+    const deleted = await this.#opts.upstream.delete(this.#opts.layout.toUpstream(meta.container, meta.name), { ifMatch: etag })
+    const key = versionKey(meta.container, meta.name, etag)
+    this.#checked.delete(key)
+    const fill = this.#fills.get(key)
+    if (deleted && fill !== undefined) {
+      this.#deleted.add(key)
+      void fill.done.then(() => this.#deleted.delete(key))
+    }
+    return deleted
+  }
+
   async close (): Promise<void> {
     this.#closed = true
     const reason = new CacheError('CC_ERR_SERVER_BUSY', 'The node is shutting down.')
@@ -128,7 +149,7 @@ export class ReadThroughCache implements ReadThrough {
       slots: this.#slots,
       metrics: o.metrics,
       log: o.log,
-      deletePending: o.deletePending,
+      deletePending: (c, n) => o.deletePending(c, n) || this.#deleted.has(key),
       onCommitted: (m) => { this.#checked.set(versionKey(m.container, m.name, m.etag), m.lastModifiedMs) }
     })
     this.#fills.set(key, fill)

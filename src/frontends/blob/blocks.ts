@@ -107,7 +107,7 @@ export async function getBlockList (ctx: BlobContext): Promise<void> {
   if (type !== 'committed' && type !== 'uncommitted' && type !== 'all') {
     throw new BlobError(400, 'InvalidQueryParameterValue', 'Value for one of the query parameters specified in the request URI is invalid.', { 'x-ms-query-parameter-name': 'blocklisttype' })
   }
-  ctx.service.getContainer(ctx.container)
+  await ctx.service.container(ctx.container, ctx.signal)
   const meta = ctx.service.store.head(ctx.container, ctx.blob)
   const staged: StagedBlock[] = ctx.service.stagedBlocks(ctx.container, ctx.blob)
   if (meta === undefined && staged.length === 0) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')

@@ -36,7 +36,7 @@ export async function createContainer (ctx: BlobContext): Promise<void> {
 
 /** Get Container Properties / Get Container Metadata: GET|HEAD ?restype=container[&comp=metadata] */
 export async function getContainerProperties (ctx: BlobContext): Promise<void> {
-  const c = ctx.service.getContainer(ctx.container)
+  const c = await ctx.service.container(ctx.container, ctx.signal)
   setContainerHeaders(ctx, c)
   setMetadataHeaders(ctx.reply, c.metadata)
   if (ctx.query.get('comp') !== 'metadata') {

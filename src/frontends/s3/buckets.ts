@@ -93,7 +93,7 @@ export async function createBucket (ctx: S3Context): Promise<void> {
 
 /** HeadBucket: HEAD /<bucket> */
 export async function headBucket (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   ctx.reply.header('x-amz-bucket-region', ctx.auth.region)
   const zone = directoryBucketZone(ctx.bucket)
   if (zone !== undefined) {
@@ -111,7 +111,7 @@ export async function deleteBucket (ctx: S3Context): Promise<void> {
 
 /** GetBucketLocation: GET /<bucket>?location. Empty means us-east-1, which every client accepts. */
 export async function getBucketLocation (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const region = ctx.auth.region === 'us-east-1' ? '' : ctx.auth.region
   ctx.reply.code(200).header('content-type', 'application/xml')
     .send(`${XML_DECL}<LocationConstraint xmlns="${S3_NS}">${region}</LocationConstraint>`)
@@ -119,6 +119,6 @@ export async function getBucketLocation (ctx: S3Context): Promise<void> {
 
 /** GetBucketVersioning: GET /<bucket>?versioning. Versioning is never enabled: an empty configuration. */
 export async function getBucketVersioning (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   ctx.reply.code(200).header('content-type', 'application/xml').send(`${XML_DECL}<VersioningConfiguration xmlns="${S3_NS}"/>`)
 }

@@ -99,7 +99,7 @@ function entriesXml (result: StoreListPage, encode: (s: string) => string, objec
 export async function listObjectsV2 (ctx: S3Context): Promise<void> {
   const q = ctx.query
   if (q.get('list-type') !== '2') throw invalidArgument('Invalid List Type specified in Request', 'list-type', q.get('list-type') ?? '')
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const p = listParams(ctx)
   const token = q.get('continuation-token')
   let startAt: string | undefined
@@ -123,7 +123,7 @@ export async function listObjectsV2 (ctx: S3Context): Promise<void> {
 
 /** ListObjects (v1): GET /<bucket>. `marker` is exclusive; NextMarker is sent when a delimiter is. */
 export async function listObjectsV1 (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const q = ctx.query
   const p = listParams(ctx)
   const marker = q.get('marker') ?? ''
@@ -142,7 +142,7 @@ export async function listObjectsV1 (ctx: S3Context): Promise<void> {
  * version, `null`, and the latest. `key-marker` pages as ListObjects' marker does.
  */
 export async function listObjectVersions (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const q = ctx.query
   const p = listParams(ctx)
   const keyMarker = q.get('key-marker') ?? ''

@@ -209,7 +209,7 @@ export async function abortMultipartUpload (ctx: S3Context): Promise<void> {
 
 /** ListMultipartUploads: GET /<bucket>?uploads (prefix, key-marker, max-uploads). */
 export async function listMultipartUploads (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const q = ctx.query
   const prefix = q.get('prefix') ?? ''
   const keyMarker = q.get('key-marker') ?? ''

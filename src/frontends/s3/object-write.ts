@@ -85,7 +85,7 @@ const MAX_DELETE_BODY = 2 * 1024 * 1024
 
 /** DeleteObjects: POST /<bucket>?delete with `<Delete><Quiet/><Object><Key/></Object>…</Delete>`. */
 export async function deleteObjects (ctx: S3Context): Promise<void> {
-  ctx.service.getContainer(ctx.bucket)
+  await ctx.service.container(ctx.bucket, ctx.signal)
   const { headers } = ctx.raw
   const body = await readSmallBody(ctx.raw, MAX_DELETE_BODY)
   const md5 = requestMd5(headers)
