@@ -8,7 +8,8 @@
  * delimiter), the last few positions a listing started at with each source's next marker and the
  * entries fetched after that position: the next page, starting anywhere at or after a kept
  * position, continues from memory and from those markers, so paging through a listing costs each
- * upstream page once. Memory is bounded: a listing holds at most `pageBudget` fetched entries
+ * upstream page once. A listing from the start reads the upstream afresh and makes the positions
+ * of older listings of the same key forgotten. Memory is bounded: a listing holds at most `pageBudget` fetched entries
  * ahead across its sources plus the page it answers, and the cache at most `maxEntries`.
  *
  * `startAfter` semantics (those of the local store and the S3 front end): an object is listed
@@ -102,8 +103,13 @@ export class ListingCache {
     return best
   }
 
+  /**
+   * Remembers `state`. The state of a listing from the start replaces every other of its key:
+   * a new listing's next pages must not go on from entries an older listing fetched (a blob
+   * deleted since would come back).
+   */
   keep (key: string, state: State): void {
-    const states = (this.#lru.get(key) ?? []).filter((s) => !samePos(s.pos, state.pos))
+    const states = state.pos === undefined ? [] : (this.#lru.get(key) ?? []).filter((s) => !samePos(s.pos, state.pos))
     states.push(state)
     if (states.length > STATES_PER_LISTING) states.shift()
     this.#lru.set(key, states)
