@@ -25,6 +25,23 @@ function blobXml (meta: ObjectMeta, includeMetadata: boolean): string {
   return s + '</Blob>'
 }
 
+/**
+ * NextMarker is opaque, as Azure's are: the name the next page starts at, base64url after a
+ * version tag. With a cloud tier that name is often `<last name>` + U+0000, which XML 1.0 cannot
+ * carry at all (strict parsers, Python's among them, reject the whole answer).
+ */
+const MARKER_TAG = '1!'
+
+export function encodeMarker (next: string): string {
+  return MARKER_TAG + Buffer.from(next, 'utf8').toString('base64url')
+}
+
+/** The start name of a marker `encodeMarker` made; any other marker is taken as a name. */
+export function decodeMarker (marker: string): string {
+  const body = marker.slice(MARKER_TAG.length)
+  return marker.startsWith(MARKER_TAG) && /^[A-Za-z0-9_-]*$/.test(body) ? Buffer.from(body, 'base64url').toString('utf8') : marker
+}
+
 /** List Blobs: GET ?restype=container&comp=list (flat, or hierarchical with `delimiter`). */
 export async function listBlobs (ctx: BlobContext): Promise<void> {
   const q = ctx.query
@@ -36,7 +53,7 @@ export async function listBlobs (ctx: BlobContext): Promise<void> {
   const page = await ctx.service.list(ctx.container, {
     prefix,
     ...(delimiter === '' ? {} : { delimiter }),
-    ...(marker === '' ? {} : { startAt: marker }),
+    ...(marker === '' ? {} : { startAt: decodeMarker(marker) }),
     maxResults: max
   })
   let xml = `${XML_DECL}<EnumerationResults ServiceEndpoint="${escapeXml(ctx.endpoint)}/" ContainerName="${escapeXml(ctx.container)}">`
@@ -50,6 +67,6 @@ export async function listBlobs (ctx: BlobContext): Promise<void> {
       ? '<BlobPrefix>' + nameEl(e.name) + '</BlobPrefix>'
       : blobXml(e.meta, include.has('metadata'))
   }
-  xml += '</Blobs>' + el('NextMarker', page.next) + '</EnumerationResults>'
+  xml += '</Blobs>' + el('NextMarker', page.next === undefined ? undefined : encodeMarker(page.next)) + '</EnumerationResults>'
   ctx.reply.code(200).header('content-type', 'application/xml').send(xml)
 }
