@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { ContainerSASPermissions, type ContainerClient } from '@azure/storage-blob'
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { startAzurite, type AzuriteHandle } from '../helpers/azurite.js'
 import type { GatewayHandle } from '../helpers/gateway.js'
 import { isWrite, startUpstreamProxy, type UpstreamProxy } from '../helpers/tier.js'
@@ -111,6 +111,34 @@ async function s3Pages (prefix: string, delimiter: string | undefined, pageSize:
   throw new Error('more than 1000 pages')
 }
 
+/** One ListObjectsV2 page of up to 1000 after `startAfter`. */
+async function s3After (startAfter: string, delimiter: string | undefined): Promise<Array<[string, Listed | 'prefix']>> {
+  const res = await s3.send(new ListObjectsV2Command({ Bucket: C, StartAfter: startAfter, Delimiter: delimiter }))
+  const entries: Array<[string, Listed | 'prefix']> = [
+    ...(res.Contents ?? []).map((o): [string, Listed] => [o.Key ?? '', { size: o.Size ?? -1, etag: unquote(o.ETag) }]),
+    ...(res.CommonPrefixes ?? []).map((p): [string, 'prefix'] => [p.Prefix ?? '', 'prefix'])
+  ]
+  return entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+}
+
+/** ListObjects (v1), page by page: NextMarker with a delimiter, else the page's last key. */
+async function s3V1Pages (prefix: string, delimiter: string | undefined, pageSize: number): Promise<Array<[string, Listed | 'prefix']>> {
+  const out: Array<[string, Listed | 'prefix']> = []
+  let marker: string | undefined
+  for (let pages = 0; pages < 1000; pages++) {
+    const res = await s3.send(new ListObjectsCommand({ Bucket: C, Prefix: prefix, MaxKeys: pageSize, Delimiter: delimiter, Marker: marker }))
+    const entries: Array<[string, Listed | 'prefix']> = [
+      ...(res.Contents ?? []).map((o): [string, Listed] => [o.Key ?? '', { size: o.Size ?? -1, etag: unquote(o.ETag) }]),
+      ...(res.CommonPrefixes ?? []).map((p): [string, 'prefix'] => [p.Prefix ?? '', 'prefix'])
+    ].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) as Array<[string, Listed | 'prefix']>
+    out.push(...entries)
+    if (res.IsTruncated !== true) return out
+    marker = delimiter === undefined ? entries.at(-1)?.[0] : res.NextMarker
+    if (marker === undefined) throw new Error('truncated without a marker')
+  }
+  throw new Error('more than 1000 pages')
+}
+
 /** Every listing shape, every page size, both protocols: each equals the expected set. */
 async function checkAll (t: Test, expected: Expected, what: string): Promise<void> {
   for (const pageSize of [1, 2, 3, 1000]) {
@@ -127,6 +155,19 @@ async function checkAll (t: Test, expected: Expected, what: string): Promise<voi
       for (const [name, v] of want) if (v === 'prefix') levels.push(name)
     }
   }
+  // StartAfter anywhere: at names, between them, at and inside common prefixes.
+  const names = [...expected.keys()].sort()
+  const starts = [...names, 'ckpt/', 'ckpt/step-1/', 'ckpt/step-2/__0', 'logs/', 'logs/train', 'b', '~']
+  for (const startAfter of starts) {
+    const flat = level(expected, '').filter(([n]) => n > startAfter)
+    t.same(await s3After(startAfter, undefined), flat, `${what}: ListObjectsV2 StartAfter ${startAfter}`)
+    // A common prefix is listed when a name under it is after StartAfter, unless StartAfter is that
+    // prefix itself: S3 reads a marker that is a common prefix as "after everything under it".
+    const top = level(expected, '', '/').filter(([n, v]) => v === 'prefix' ? n !== startAfter && names.some((m) => m.startsWith(n) && m > startAfter) : n > startAfter)
+    t.same(await s3After(startAfter, '/'), top, `${what}: ListObjectsV2 StartAfter ${startAfter} by /`)
+  }
+  t.same(await s3V1Pages('', '/', 1), level(expected, '', '/'), `${what}: ListObjects (v1) by /, one a page through NextMarker`)
+  t.same(await s3V1Pages('ckpt/step-2/', undefined, 2), level(expected, 'ckpt/step-2/'), `${what}: ListObjects (v1) flat, through the last keys`)
   t.same(await blobPages('ckpt/step-1/', undefined, 2), level(expected, 'ckpt/step-1/'), `${what}: a prefix that names a directory`)
   t.same(await s3Pages('ckpt/step-', '/', 1), level(expected, 'ckpt/step-', '/'), `${what}: a prefix inside a segment`)
 }
@@ -165,7 +206,7 @@ t.test('cached, dirty and upstream-only objects list as one sorted set', async (
   await flushUntilDone(gw, C)
 
   // Only upstream: another writer's, interleaved with the cached names.
-  for (const n of ['ckpt/step-1/extra.json', 'ckpt/step-2/__0_0.distcp', 'ckpt/step-2/.metadata', 'logs/train.log', 'zz-last.txt', 'a-first.txt']) {
+  for (const n of ['ckpt/step-1/extra.json', 'ckpt/step-2/__0_0.distcp', 'ckpt/step-2/.metadata', 'logs/train.log', 'zz-last.txt', 'a-first.txt', 'logs/step 1 ✓.txt']) {
     expected.set(n, await putUpstream(n, 300 + n.length))
   }
   // Also upstream, in an older version than the one written next through the gateway.
@@ -173,7 +214,7 @@ t.test('cached, dirty and upstream-only objects list as one sorted set', async (
 
   // From now on uploads and upstream deletes wait in the proxy: what is written stays dirty.
   proxy.hold((r) => isWrite(r) || r.op === 'DeleteBlob')
-  for (const n of ['ckpt/step-1/__2_0.distcp', 'ckpt/step-3/__0_0.distcp', 'logs/eval.log', 'm-middle.txt']) expected.set(n, await put(n, 500 + n.length))
+  for (const n of ['ckpt/step-1/__2_0.distcp', 'ckpt/step-3/__0_0.distcp', 'logs/eval.log', 'm-middle.txt', 'logs/a+b%20c é.txt']) expected.set(n, await put(n, 500 + n.length))
   expected.set('ckpt/step-2/__1_0.distcp', await put('ckpt/step-2/__1_0.distcp', 2222))
   // A clean object deleted through the gateway: its upstream delete is held, so Azure still has it.
   await blob.getBlobClient('ckpt/step-1/__1_0.distcp').delete()
