@@ -3,21 +3,22 @@
  * sparse temp file of the local store, block by block (ranged Get Blob with
  * If-Match, bounded parallelism, each download streamed into positional writes
  * on one fd), then fdatasync and a commit as a clean version. Readers attached
- * to the fill stream their ranges from the same fd as the bytes land; the
+ * to the fill (fill-reader.ts) stream their ranges from the same fd as the bytes land; the
  * blocks they need next are fetched first. A failed fill leaves nothing
  * behind; a full cache turns the readers into plain upstream reads.
  */
 import { open, type FileHandle } from 'node:fs/promises'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { NodeMetrics } from '../admin/metrics.js'
 import type { ByteRange, ObjectMeta } from '../core/types.js'
-import { CacheError, isCacheError, type ErrorCode } from '../errors.js'
+import { CacheError, isCacheError } from '../errors.js'
 import type { Ingested, LocalStore } from '../store/local-store.js'
+import { FillReader, toCacheError, type FillSource, type FillState } from './fill-reader.js'
 import type { Upstream, UpstreamRef } from './types.js'
 
-/** Read buffer of a reader: big enough for throughput, no bigger than what is left to send (see CONVENTIONS). */
-const READ_BUF = 1024 * 1024
+export type { FillState }
+
 /** Bytes collected from a download before they are written (one writev). */
 const WRITE_BATCH = 1024 * 1024
 /** Attempts per block: a download cut short mid-body resumes where it stopped. */
@@ -85,9 +86,7 @@ const PENDING = 0
 const RUNNING = 1
 const DONE = 2
 
-type FillState = 'waiting' | 'filling' | 'committing' | 'committed' | 'failed' | 'bypass'
-
-export class Fill {
+export class Fill implements FillSource {
   readonly meta: ObjectMeta
   readonly ref: UpstreamRef
   readonly etag: string
@@ -333,131 +332,6 @@ export class Fill {
   }
 }
 
-/** One reader's range, streamed from the fill's file as it lands (or from the upstream on a bypass). */
-class FillReader extends Readable {
-  position: number
-  readonly end: number
-  readonly #fill: Fill
-  readonly #metrics: NodeMetrics
-  readonly #signal: AbortSignal | undefined
-  readonly #onAbort = (): void => { this.destroy(new CacheError('CC_ERR_CLIENT_ABORTED')) }
-  #wanted = false
-  #busy = false
-  /** A read of the fill's fd is in flight (the fd must stay open until it returns). */
-  #reading = false
-  #released = false
-  #direct: Readable | undefined
-  #directCtl: AbortController | undefined
-
-  constructor (fill: Fill, start: number, end: number, metrics: NodeMetrics, signal?: AbortSignal) {
-    super({ highWaterMark: Math.max(1, Math.min(READ_BUF, end - start + 1)) })
-    this.#fill = fill
-    this.position = start
-    this.end = end
-    this.#metrics = metrics
-    this.#signal = signal
-    fill.attach(this)
-    if (signal !== undefined) {
-      if (signal.aborted) queueMicrotask(this.#onAbort)
-      else signal.addEventListener('abort', this.#onAbort, { once: true })
-    }
-  }
-
-  override _read (): void {
-    this.#wanted = true
-    if (this.#direct !== undefined) this.#direct.resume()
-    else this.#pull()
-  }
-
-  /** The fill made progress (or failed, or bypassed the cache). */
-  wake (): void {
-    if (this.#wanted && !this.#busy && this.#direct === undefined && !this.destroyed) this.#pull()
-  }
-
-  #pull (): void {
-    if (this.#busy || this.destroyed) return
-    if (this.position > this.end) {
-      this.#done()
-      return
-    }
-    const fill = this.#fill
-    const n = Math.min(fill.available(this.position), this.end - this.position + 1, READ_BUF)
-    if (n > 0) {
-      this.#busy = true
-      this.#reading = true
-      const buf = Buffer.allocUnsafe(n)
-      fill.readAt(buf, this.position).then((got) => {
-        this.#busy = false
-        this.#reading = false
-        if (this.destroyed) return
-        if (got !== n) throw new CacheError('CC_ERR_INTERNAL', `read-through file gave ${got} of ${n} bytes`)
-        this.position += n
-        this.#metrics.servedBytes.inc({ source: 'upstream' }, n)
-        this.#wanted = false
-        if (this.push(buf)) this.#wanted = true
-        if (this.position > this.end) this.#done()
-        else if (this.#wanted) this.#pull()
-      }).catch((err: unknown) => {
-        this.#busy = false
-        this.#reading = false
-        this.destroy(toCacheError(err, 'CC_ERR_INTERNAL'))
-      }).finally(() => {
-        if (this.destroyed) this.#release()
-      })
-      return
-    }
-    if (fill.failure !== undefined) this.destroy(fill.failure)
-    else if (fill.state === 'bypass') this.#startDirect()
-  }
-
-  #done (): void {
-    this.push(null)
-    this.#release()
-  }
-
-  #startDirect (): void {
-    this.#busy = true
-    const ctl = new AbortController()
-    this.#directCtl = ctl
-    this.#fill.openDirect({ start: this.position, end: this.end }, ctl.signal).then((body) => {
-      this.#busy = false
-      if (this.destroyed) {
-        body.destroy()
-        return
-      }
-      this.#direct = body
-      body.on('data', (chunk: Buffer) => {
-        this.position += chunk.length
-        this.#metrics.servedBytes.inc({ source: 'upstream' }, chunk.length)
-        if (!this.push(chunk)) body.pause()
-      })
-      body.on('end', () => {
-        if (this.position !== this.end + 1) this.destroy(new CacheError('CC_ERR_UPSTREAM_UNAVAILABLE', 'The upstream body ended early.'))
-        else this.#done()
-      })
-      body.on('error', (err) => this.destroy(toCacheError(err)))
-    }, (err: unknown) => {
-      this.#busy = false
-      this.destroy(toCacheError(err))
-    })
-  }
-
-  /** Lets go of the fill (and its fd); idempotent. Never while a read of the fd is in flight. */
-  #release (): void {
-    if (this.#released || this.#reading) return
-    this.#released = true
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-    this.#fill.detach(this)
-  }
-
-  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#direct?.destroy()
-    this.#directCtl?.abort()
-    this.#release()
-    cb(err)
-  }
-}
-
 /**
  * Streams `body` into `fh` from `position` on, at most `max` bytes, calling `onWritten` with the
  * bytes written so far after each write. Chunks that arrive while a write is in flight go out
@@ -533,9 +407,4 @@ async function writeAll (fh: FileHandle, bufs: Buffer[], total: number, position
   if (done === total) return
   const rest = Buffer.concat(bufs, total)
   while (done < total) done += (await fh.write(rest, done, total - done, position + done)).bytesWritten
-}
-
-function toCacheError (err: unknown, code: ErrorCode = 'CC_ERR_UPSTREAM_UNAVAILABLE'): CacheError {
-  if (isCacheError(err)) return err
-  return new CacheError(code, err instanceof Error ? err.message : String(err), { cause: err })
 }
