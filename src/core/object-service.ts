@@ -97,15 +97,9 @@ export interface CommitBlocksInput {
 export interface ObjectTier {
   mode: 'writeback' | 'writethrough'
   writeback: Writeback
-  readThrough: ReadThrough & UpstreamDelete
+  readThrough: ReadThrough
   /** The upstream's logical entries of a container (see `listUpstream` in upstream/upstream-list.ts). */
   listUpstream: (container: string, query: UpstreamListRequest) => Promise<{ entries: UpstreamListEntry[], truncated: boolean }>
-}
-
-/** A delete of a name the cache does not hold goes straight to the upstream (`ReadThroughCache.deleteUpstream`). */
-export interface UpstreamDelete {
-  /** Delete Blob upstream of the version `meta` (from `ReadThrough.head`) names; false when that version is gone. */
-  deleteUpstream (meta: ObjectMeta): Promise<boolean>
 }
 
 export interface UpstreamListRequest {

@@ -219,5 +219,11 @@ export interface ReadThrough {
    * (the cached one, or the upstream one after eviction, or undefined when upstream has none).
    */
   revalidate (meta: ObjectMeta, signal?: AbortSignal): Promise<ObjectMeta | undefined>
+  /**
+   * Delete Blob / DeleteObject of a name the cache does not hold: deletes upstream the version
+   * `meta` (from `head`) names, at once (If-Match); false when that version is gone. A running
+   * fill of it is not kept.
+   */
+  deleteUpstream (meta: ObjectMeta): Promise<boolean>
   close (): Promise<void>
 }
