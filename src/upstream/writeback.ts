@@ -72,6 +72,8 @@ export class WritebackQueue implements Writeback {
   readonly #waiters = new WaiterSet()
   readonly #flushes = new Set<FlushTracker>()
   readonly #timers = new Set<NodeJS.Timeout>()
+  /** Aborted by close(): upstream deletes in flight stop being waited for. */
+  readonly #closing = new AbortController()
   #opened: Promise<void> | undefined
   #closed = false
 
@@ -97,7 +99,7 @@ export class WritebackQueue implements Writeback {
     })
     this.#worker = new WritebackWorker({
       store: opts.store,
-      upstream: opts.upstream,
+      upstream: stoppableDeletes(opts.upstream, this.#closing.signal),
       layout: opts.layout,
       names,
       deletes: this.#deletes,
@@ -179,10 +181,15 @@ export class WritebackQueue implements Writeback {
     return this.#deletes.has(keyOf(container, name))
   }
 
-  /** Stops taking work, aborts uploads in flight (they resume after a restart) and resolves when idle. */
+  /**
+   * Stops taking work, aborts uploads in flight and stops waiting for upstream deletes in flight
+   * (both resume after a restart: their objects stay dirty, their records stay), then resolves
+   * when idle. A hanging or unreachable upstream never holds a shutdown up.
+   */
   async close (): Promise<void> {
     if (!this.#closed) {
       this.#closed = true
+      this.#closing.abort()
       this.#names.closed = true
       this.#deletes.closed = true
       for (const t of this.#timers) clearTimeout(t)
@@ -291,6 +298,39 @@ export class WritebackQueue implements Writeback {
     }, ms)
     this.#timers.add(t)
   }
+}
+
+/**
+ * The upstream as the worker uses it: a Delete Blob in flight (which, unlike an upload, takes no
+ * signal) fails with CC_ERR_CLIENT_ABORTED as soon as `closing` aborts, so that closing the queue
+ * does not wait for it; the request itself ends when the upstream closes. Its record stays, so a
+ * restart carries the delete out (again: deletes are idempotent).
+ */
+function stoppableDeletes (upstream: Upstream, closing: AbortSignal): Upstream {
+  return {
+    ensureContainer: (container) => upstream.ensureContainer(container),
+    upload: (req) => upstream.upload(req),
+    head: (ref, opts) => upstream.head(ref, opts),
+    download: (ref, opts) => upstream.download(ref, opts),
+    list: (container, query) => upstream.list(container, query),
+    close: () => upstream.close(),
+    delete: (ref, opts) => {
+      const deleting = upstream.delete(ref, opts)
+      if (closing.aborted) {
+        deleting.catch(() => {})
+        return Promise.reject(closedDeleteError())
+      }
+      return new Promise<boolean>((resolve, reject) => {
+        const onClose = (): void => { reject(closedDeleteError()) }
+        closing.addEventListener('abort', onClose, { once: true })
+        deleting.then(resolve, reject).finally(() => { closing.removeEventListener('abort', onClose) })
+      })
+    }
+  }
+}
+
+function closedDeleteError (): CacheError {
+  return new CacheError('CC_ERR_CLIENT_ABORTED', 'The writeback queue closed during an upstream delete; its record stays and the delete runs after a restart.')
 }
 
 function closedError (): CacheError {

@@ -183,6 +183,8 @@ export interface UpstreamProxy {
   hold (filter: RequestFilter): void
   /** Stops holding; every held request goes on (or is dropped when its gateway is gone). */
   release (): void
+  /** Resolves once the gateway end of every request held now has closed (e.g. after a kill), so that `release()` drops them all. */
+  heldAbandoned (timeoutMs?: number): Promise<void>
   /** Requests waiting in the proxy now. */
   held (): ProxiedRequest[]
   /** The event number now: an event observed in the test after this call happened after every arrival and answer numbered so far. */
@@ -256,6 +258,22 @@ export async function startUpstreamProxy (azuritePort: number): Promise<Upstream
       }
     },
     held: () => held.map((h) => h.rec),
+    async heldAbandoned (timeoutMs = 10_000) {
+      const open = held.filter((h) => !h.req.socket.destroyed && !h.res.destroyed)
+      const closed = Promise.all(open.map((h) => new Promise<void>((resolve) => {
+        if (h.res.destroyed) resolve()
+        else h.res.once('close', () => { resolve() })
+      })))
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new Error(`held requests still connected after ${timeoutMs} ms: ${open.map((h) => `${h.rec.op} ${h.rec.target}`).join(', ')}`)) }, timeoutMs)
+      })
+      try {
+        await Promise.race([closed, late])
+      } finally {
+        clearTimeout(timer)
+      }
+    },
     now: () => clock,
     async arrived (filter, count, timeoutMs = 20_000) {
       if (requests.filter(filter).length >= count) return
