@@ -11,7 +11,9 @@
  * - deletes: a clean object's delete reaches Azurite; a dirty object deleted while its upload is
  *   in flight, or a marker deleted while it waits for its directory, never appears there;
  * - `ckptcache flush --prefix … --wait` and `ckptcache status` against the gateway;
- * - writethrough: a Put Blob is acknowledged only after Azurite answered its upload.
+ * - writethrough: a Put Blob is acknowledged only after Azurite answered its upload;
+ * - names with spaces, reserved URL characters and non-ASCII text, empty objects, a version
+ *   replaced during its upload, a name written again while its upstream delete is in flight.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob'
@@ -191,4 +193,54 @@ t.test('writethrough: Put Blob is acknowledged only after Azurite answered its u
   t.equal(got?.contentType, 'application/x-pytorch')
   t.equal(await tierState(c, 'model.pt'), 'clean')
   t.match((await adminStatus(wt.adminUrl)).writeback, { mode: 'writethrough', dirtyObjects: 0 })
+})
+
+t.test('awkward names, empty objects and versions replaced during their upload reach Azurite as written', async (t) => {
+  const c = client.getContainerClient('odd')
+  await c.create()
+  const want = new Map<string, Buffer>([
+    ['with space/and+plus%25percent#hash?q=1&x.bin', randomBytes(10 * KiB)],
+    ['ünïcødé/日本語/ファイル.pt', randomBytes(3 * KiB)],
+    ['deep/a/b/c/d/e/f/g/h/_SUCCESS', Buffer.alloc(0)],
+    ['empty.bin', Buffer.alloc(0)]
+  ])
+  for (const [name, data] of want) await c.getBlockBlobClient(name).uploadData(data)
+
+  // A new version committed while the old one's upload is held: the newest ends upstream.
+  proxy.hold((r) => isWrite(r) && r.target === 'odd/model.pt')
+  await c.getBlockBlobClient('model.pt').uploadData(Buffer.from('version 1'))
+  await proxy.arrived((r) => isWrite(r) && r.target === 'odd/model.pt', 1)
+  const v2 = randomBytes(2 * MiB)
+  await c.getBlockBlobClient('model.pt').uploadData(v2)
+  t.equal(await tierState(c, 'model.pt'), 'dirty')
+  proxy.release()
+  want.set('model.pt', v2)
+  await flushAll(gw.adminUrl, 'odd')
+
+  const got = await azuriteBlobs(azurite.connectionString, 'odd')
+  t.same([...got.keys()].sort(), [...want.keys()].sort(), 'exactly these names upstream')
+  for (const [name, data] of want) {
+    t.ok(got.get(name)?.data.equals(data), `${name}: bytes equal`)
+    t.equal(got.get(name)?.contentMd5, md5(data), `${name}: Content-MD5`)
+  }
+  t.equal(await tierState(c, 'model.pt'), 'clean')
+  t.ok((await c.getBlobClient('model.pt').downloadToBuffer()).equals(v2), 'the gateway serves the newest version')
+})
+
+t.test('a name deleted and written again while its upstream delete is held ends upstream with the new version', async (t) => {
+  const c = client.getContainerClient('again')
+  await c.create()
+  await c.getBlockBlobClient('step/ckpt.pt').uploadData(Buffer.from('version 1'))
+  await flushAll(gw.adminUrl, 'again')
+  proxy.hold((r) => r.op === 'DeleteBlob' && r.target === 'again/step/ckpt.pt')
+  await c.getBlobClient('step/ckpt.pt').delete()
+  await proxy.arrived((r) => r.op === 'DeleteBlob' && r.target === 'again/step/ckpt.pt', 1)
+  const v2 = Buffer.from('version 2, written while the delete of version 1 was in flight')
+  await c.getBlockBlobClient('step/ckpt.pt').uploadData(v2)
+  proxy.release()
+  await flushAll(gw.adminUrl, 'again')
+  const got = await azuriteBlobs(azurite.connectionString, 'again')
+  t.same([...got.keys()], ['step/ckpt.pt'])
+  t.equal(got.get('step/ckpt.pt')?.data.toString(), v2.toString(), 'the new version, not deleted')
+  t.match((await adminStatus(gw.adminUrl)).writeback, { dirtyObjects: 0, pendingDeletes: 0 })
 })
