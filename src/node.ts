@@ -121,6 +121,7 @@ async function startTier (config: Config, store: FsStore, dirtyLimit: number, me
     ...(config.upstreamConnectionString === undefined ? {} : { connectionString: config.upstreamConnectionString }),
     ...(config.upstreamAccountUrl === undefined ? {} : { accountUrl: config.upstreamAccountUrl }),
     blockSize: config.uploadBlockSize,
+    singlePutMax: config.uploadSingleMax,
     blockConcurrency: config.blockConcurrency,
     maxRps: config.upstreamMaxRps,
     metrics,

@@ -150,6 +150,13 @@ export function parseBlockSize (text: string): number {
   return bytes
 }
 
+/** The largest single Put Blob: 1 MiB to 5000 MiB. */
+export function parseSinglePutSize (text: string): number {
+  const bytes = parseSize(text)
+  if (bytes < 2 ** 20 || bytes > 5000 * 2 ** 20) throw new Error('must be between 1MiB and 5000MiB')
+  return bytes
+}
+
 /** An Azure Storage connection string: `;`-separated `Key=Value` pairs with an account key or a SAS. */
 export function parseConnectionString (text: string): string {
   const pairs = new Map<string, string>()

@@ -55,6 +55,8 @@ export interface Config {
   adminPort: number
   /** Block size of upstream uploads and read-through range GETs. */
   uploadBlockSize: number
+  /** Objects up to this size are uploaded in one Put Blob; larger ones in blocks. */
+  uploadSingleMax: number
   /** Objects uploaded at once. */
   writebackConcurrency: number
   /** Blocks in flight per upload (and ranges in flight per read-through fill). */

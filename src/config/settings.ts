@@ -18,6 +18,7 @@ import {
   parseSecretKey,
   parseSize,
   parseBlockSize,
+  parseSinglePutSize,
   parseConnectionString,
   parseContainerName,
   parseGlobList,
@@ -272,6 +273,15 @@ export const SETTINGS: readonly Setting[] = [
     default: () => 8 * 1024 * 1024,
     defaultText: '8MiB',
     help: ['Block size of uploads to and range reads from Azure Blob (1MiB-4000MiB).'],
+  },
+  {
+    key: 'uploadSingleMax',
+    flag: 'upload-single-max',
+    arg: 'SIZE',
+    parse: parseSinglePutSize,
+    default: () => 256 * 1024 * 1024,
+    defaultText: '256MiB',
+    help: ['Objects up to this size go to Azure Blob in one Put Blob request (up to', '5000MiB); larger ones in blocks of --upload-block-size.'],
   },
   {
     key: 'writebackConcurrency',

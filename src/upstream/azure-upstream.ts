@@ -1,8 +1,10 @@
 /**
  * `Upstream` on Azure Blob Storage through `@azure/storage-blob`.
  *
- * Uploads: a source of at most one block goes up in one Put Blob, streamed
- * from the cache; a larger one in Put Block requests of `blockSize` bytes
+ * Uploads: a source of at most `singlePutMax` bytes (default one block) goes
+ * up in one Put Blob, streamed from the cache: one request instead of one per
+ * block plus a commit, which is what a per-node request budget on Azure wants;
+ * a larger one in Put Block requests of `blockSize` bytes
  * (bigger when the object would need more than Azure's 50,000 blocks), at
  * most `blockConcurrency` in flight, each streamed from its own range of the
  * source, then one Put Block List with the content headers, the metadata and
@@ -51,6 +53,8 @@ export interface AzureUpstreamOptions {
   accountUrl?: string
   /** Sources up to this size go up in one Put Blob; larger ones in blocks of this size. */
   blockSize: number
+  /** Sources up to this size go up in one Put Blob (Azure allows 5000 MiB); default `blockSize`. */
+  singlePutMax?: number
   /** Put Block requests in flight per upload. */
   blockConcurrency: number
   /** Upstream HTTP requests per second at most (0: no cap). */
@@ -101,7 +105,7 @@ class AzureUpstream implements Upstream {
     try {
       const blob = (await this.#client()).getContainerClient(req.ref.container).getBlockBlobClient(req.ref.blob)
       const given = req.content.contentMd5
-      if (req.source.size > this.#opts.blockSize) return { ...await this.#putBlocks(blob, req, given, link.signal, tally), requests: tally.requests }
+      if (req.source.size > (this.#opts.singlePutMax ?? this.#opts.blockSize)) return { ...await this.#putBlocks(blob, req, given, link.signal, tally), requests: tally.requests }
       const md5 = given ?? await hashSource(req.source, link.signal)
       try {
         return { ...await this.#putBlob(blob, req, md5, link.signal, tally), requests: tally.requests }

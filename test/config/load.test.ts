@@ -54,8 +54,8 @@ t.test('defaults', async t => {
   t.same(Object.keys(config).sort(), [
     'account', 'accountKey', 'adminPort', 'blobPort', 'blockConcurrency', 'capacity', 'capacityAuto', 'dataDir', 'dirtyLimit', 'dirtyLimitAuto',
     'eviction', 'host', 'layout', 'logLevel', 'markerPatterns', 'maxRequests', 'mode', 'revalidateAfterMs', 's3AccessKey', 's3Port', 's3SecretKey',
-    'stagedBlockMaxAgeMs', 'uploadBlockSize', 'upstreamMaxRps', 'writebackConcurrency'])
-  t.match(config, { adminPort: 10100, layout: 'identity', uploadBlockSize: 8 * 2 ** 20, writebackConcurrency: 8, blockConcurrency: 4, upstreamMaxRps: 0, markerPatterns: ['.metadata', '_SUCCESS', '*.complete'], revalidateAfterMs: 600_000 })
+    'stagedBlockMaxAgeMs', 'uploadBlockSize', 'uploadSingleMax', 'upstreamMaxRps', 'writebackConcurrency'])
+  t.match(config, { adminPort: 10100, layout: 'identity', uploadBlockSize: 8 * 2 ** 20, uploadSingleMax: 256 * 2 ** 20, writebackConcurrency: 8, blockConcurrency: 4, upstreamMaxRps: 0, markerPatterns: ['.metadata', '_SUCCESS', '*.complete'], revalidateAfterMs: 600_000 })
   t.equal(config.dirtyLimit, Math.floor(config.capacity * 0.5), 'dirty limit auto: half the capacity')
 })
 
@@ -131,6 +131,7 @@ t.test('every setting from the environment and from a file', async t => {
     CKPTCACHE_DIRTY_LIMIT: '2GB',
     CKPTCACHE_ADMIN_PORT: '0',
     CKPTCACHE_UPLOAD_BLOCK_SIZE: '16MiB',
+    CKPTCACHE_UPLOAD_SINGLE_MAX: '1GiB',
     CKPTCACHE_WRITEBACK_CONCURRENCY: '2',
     CKPTCACHE_BLOCK_CONCURRENCY: '3',
     CKPTCACHE_UPSTREAM_MAX_RPS: '500',
@@ -158,6 +159,7 @@ t.test('every setting from the environment and from a file', async t => {
     dirtyLimit: 2e9,
     adminPort: 0,
     uploadBlockSize: 16 * 2 ** 20,
+    uploadSingleMax: 2 ** 30,
     writebackConcurrency: 2,
     blockConcurrency: 3,
     upstreamMaxRps: 500,
@@ -203,6 +205,7 @@ t.test('every setting from the environment and from a file', async t => {
     dirtyLimitAuto: true,
     adminPort: 10100,
     uploadBlockSize: 8 * 2 ** 20,
+    uploadSingleMax: 256 * 2 ** 20,
     writebackConcurrency: 8,
     blockConcurrency: 4,
     upstreamMaxRps: 0,
