@@ -210,8 +210,16 @@ export async function startUpstreamProxy (azuritePort: number): Promise<Upstream
       rec.status = ur.statusCode
       res.writeHead(ur.statusCode ?? 502, ur.headers)
       ur.pipe(res)
+      // An answer before the whole body (a 404 ContainerNotFound to a Put Block): like any HTTP
+      // server, read the rest of the body and drop it, so that the connection stays usable.
+      ur.on('end', () => {
+        if (req.complete) return
+        body.unpipe(up)
+        up.destroy()
+        body.resume()
+      })
     })
-    up.on('error', () => { res.destroy() })
+    up.on('error', () => { if (!res.writableFinished) res.destroy() })
     res.on('close', () => { if (!res.writableFinished) up.destroy() })
     body.pipe(up)
   }

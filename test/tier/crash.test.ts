@@ -30,7 +30,7 @@ const proxy = await startUpstreamProxy(azurite.port)
 t.teardown(() => proxy.close())
 const dataDir = await mkdtemp(join(tmpdir(), 'ckptcache-crash-'))
 t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-const args = ['--upload-block-size', '1MiB', '--writeback-concurrency', '4']
+const args = ['--upload-block-size', '1MiB', '--upload-single-max', '1MiB', '--writeback-concurrency', '4']
 
 function container (gw: GatewayHandle): ReturnType<BlobServiceClient['getContainerClient']> {
   return BlobServiceClient.fromConnectionString(gw.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(C)

@@ -31,7 +31,7 @@ t.teardown(() => azurite.stop())
 const proxy = await startUpstreamProxy(azurite.port)
 t.teardown(() => proxy.close())
 // Room for every shard and the marker at once: a marker that did not wait would go at once.
-const gw = await startTierGateway({ upstream: proxy.connectionString, args: ['--writeback-concurrency', '16', '--upload-block-size', '1MiB'] })
+const gw = await startTierGateway({ upstream: proxy.connectionString, args: ['--writeback-concurrency', '16', '--upload-block-size', '1MiB', '--upload-single-max', '1MiB'] })
 t.teardown(() => gw.stop())
 const client = BlobServiceClient.fromConnectionString(gw.connectionString, { retryOptions: { maxTries: 1 } })
 const ckpt = client.getContainerClient('ckpt')

@@ -6,11 +6,12 @@
  * Content-MD5 equal, one commit per object, `.metadata` sent only after Azurite answered every
  * shard's commit; HEAD says dirty while the uploads are held and clean after; a restore with
  * GetObject reads nothing from the upstream; DeleteObjects of the clean checkpoint empties the
- * upstream container.
+ * upstream container. In writethrough mode CompleteMultipartUpload and CopyObject answer only
+ * after Azurite answered their upload.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import {
-  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client
+  CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { BlobServiceClient } from '@azure/storage-blob'
@@ -29,7 +30,7 @@ const azurite = await startAzurite()
 t.teardown(() => azurite.stop())
 const proxy = await startUpstreamProxy(azurite.port)
 t.teardown(() => proxy.close())
-const gw = await startTierGateway({ upstream: proxy.connectionString, args: ['--writeback-concurrency', '16', '--upload-block-size', '1MiB'] })
+const gw = await startTierGateway({ upstream: proxy.connectionString, args: ['--writeback-concurrency', '16', '--upload-block-size', '1MiB', '--upload-single-max', '1MiB'] })
 t.teardown(() => gw.stop())
 const s3 = new S3Client({
   endpoint: gw.s3Endpoint,
@@ -135,3 +136,43 @@ t.test('a DCP checkpoint saved through the S3 front end arrives whole, .metadata
   t.same([...(await azuriteBlobs(azurite.connectionString, BUCKET)).keys()], [], 'every blob deleted upstream')
   t.equal(proxy.requests.filter((r) => r.op === 'DeleteBlob' && r.status === 202).length, 9, 'one upstream delete per object')
 })
+
+t.test('writethrough: CompleteMultipartUpload and CopyObject are acknowledged only after Azurite answered their uploads', async (t) => {
+  const wt = await startTierGateway({ upstream: proxy.connectionString, mode: 'writethrough', args: ['--upload-block-size', '1MiB'] })
+  t.teardown(() => wt.stop())
+  const client = new S3Client({ endpoint: wt.s3Endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: wt.s3AccessKey, secretAccessKey: wt.s3SecretKey }, maxAttempts: 1 })
+  t.teardown(() => client.destroy())
+  // A bucket Azurite has no container for yet: the first blocks find none, the gateway creates it.
+  await client.send(new CreateBucketCommand({ Bucket: 'wthru-s3' }))
+  const data = randomBytes(11 * MiB)
+  proxy.hold((r) => isCommit(r) && r.target.startsWith('wthru-s3/'))
+  let acked: number | undefined
+  const upload = new Upload({ client, params: { Bucket: 'wthru-s3', Key: 'model.pt', Body: data, ContentType: 'application/x-pytorch', Metadata: { 'model-step': '300' } }, partSize: 5 * MiB })
+  const done = upload.done().then((r) => { acked = proxy.now(); return r })
+  await proxy.arrived((r) => isCommit(r) && r.target === 'wthru-s3/model.pt', 1)
+  t.equal(acked, undefined, 'CompleteMultipartUpload not answered while the upload is held')
+  proxy.release()
+  proxy.hold((r) => isCommit(r) && r.target === 'wthru-s3/copy.pt')
+  await done
+  const commit = proxy.requests.filter((r) => isCommit(r) && r.target === 'wthru-s3/model.pt').pop()
+  t.equal(commit?.status, 201, 'the last commit request created the blob')
+  t.ok(commit?.answered !== undefined && acked !== undefined && commit.answered <= acked, 'answered after Azurite answered the Put Block List')
+  let got = (await azuriteBlobs(azurite.connectionString, 'wthru-s3')).get('model.pt')
+  t.ok(got?.data.equals(data), 'in Azurite at the acknowledgement, bytes equal')
+  t.equal(got?.contentMd5, md5(data))
+  t.same(got?.metadata, { model_step: '300' }, 'S3 metadata names mapped to Azure identifiers')
+
+  acked = undefined
+  const copy = s3Copy(client).then((r) => { acked = proxy.now(); return r })
+  await proxy.arrived((r) => isCommit(r) && r.target === 'wthru-s3/copy.pt', 1)
+  t.equal(acked, undefined, 'CopyObject not answered while the copy\'s upload is held')
+  proxy.release()
+  await copy
+  got = (await azuriteBlobs(azurite.connectionString, 'wthru-s3')).get('copy.pt')
+  t.ok(got?.data.equals(data), 'the copy in Azurite at the acknowledgement')
+  t.equal(got?.contentType, 'application/x-pytorch')
+})
+
+async function s3Copy (client: S3Client): Promise<unknown> {
+  return await client.send(new CopyObjectCommand({ Bucket: 'wthru-s3', Key: 'copy.pt', CopySource: 'wthru-s3/model.pt' }))
+}
