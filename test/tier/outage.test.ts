@@ -111,6 +111,8 @@ t.test('Azurite stopped and back on the same port: acknowledged writes, 503 + Re
 
   azurite = await startAzurite({ port }) // a new (empty) Azurite where the old one was
   t.equal(azurite.port, port)
+  // Both queues find the upstream back on their own (the writethrough's holds the failed write).
+  const wtFlushed = flushAll(wt.adminUrl, undefined, 40_000)
   await latePut
   t.pass('the default-retry Put Blob succeeded after the refusal')
   written.set('late', late)
@@ -122,7 +124,7 @@ t.test('Azurite stopped and back on the same port: acknowledged writes, 503 + Re
   t.match((await adminStatus(wb.adminUrl)).writeback, { dirtyObjects: 0, dirtyBytes: 0 })
 
   // Writethrough works again once its queue has seen the upstream back.
-  await flushAll(wt.adminUrl, undefined, 40_000)
+  await wtFlushed
   await waitForStatus(wt.adminUrl, (s) => s.writeback?.lastError === undefined, 'the writethrough queue clean')
   const data = randomBytes(100 * 1024)
   await wtBlob.getBlockBlobClient('after').uploadData(data)
