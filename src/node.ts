@@ -58,7 +58,8 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   const stats = store.stats()
   log.info({ dataDir: config.dataDir, objects: stats.objects, containers: stats.containers, usedBytes: stats.used, capacity: stats.capacity }, 'store opened')
   const backfill = new Md5Backfill(store, (err) => log.warn({ err }, 'background Content-MD5 failed'))
-  backfill.scheduleMissing()
+  // With a cloud tier each upload computes and records the MD5 of a version that has none.
+  if (!tiered) backfill.scheduleMissing()
   const tier = tiered ? await startTier(config, store, dirtyLimit, metrics, log) : undefined
   store.watch((event) => { if (event.type === 'evict') metrics.evictions.inc() })
   const service = new ObjectService(store, backfill, { metrics, ...(tier === undefined ? {} : { tier: tier.objectTier }) })

@@ -283,7 +283,8 @@ export class ObjectService {
     checkWriteConditions(this.store.head(p.container, p.name), p.conditions)
     // Small bodies get their MD5 now; a large one's is computed after the acknowledgement.
     const wantMd5 = p.md5Etag === true || p.contentMd5 !== false
-    const inlineMd5 = p.md5Etag === true || (wantMd5 && (p.size <= INLINE_MD5_MAX || this.#backfill === undefined))
+    // With a cloud tier the upload computes it (and records it), so it is not computed twice.
+    const inlineMd5 = p.md5Etag === true || (wantMd5 && (p.size <= INLINE_MD5_MAX || (this.#backfill === undefined && this.#tier === undefined)))
     const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
@@ -294,7 +295,7 @@ export class ObjectService {
       ...(p.md5Etag === true && checksums.md5 !== undefined ? { etag: checksums.md5.toString('hex') } : {}),
       ...(wantMd5 ? {} : { parts: 1 })
     }, (current) => checkWriteConditions(current, p.conditions))
-    if (checksums.md5 === undefined && wantMd5) this.#backfill?.schedule(meta)
+    if (checksums.md5 === undefined && wantMd5 && this.#tier === undefined) this.#backfill?.schedule(meta)
     await this.#writtenThrough(meta)
     return { meta, checksums }
   }

@@ -492,14 +492,21 @@ export class FsStore implements LocalStore {
     })
   }
 
-  async markClean (container: string, name: string, etag: string, upstreamEtag: string): Promise<boolean> {
+  async markClean (container: string, name: string, etag: string, upstreamEtag: string, checksums?: ObjectMeta['checksums']): Promise<boolean> {
     const hash = objectHash(container, name)
     return this.#lock.run(hash, async () => {
       const current = this.#containers.get(container)?.objects.get(name)
       if (current === undefined || current.etag !== etag) return false
-      if (current.dirty !== true && current.upstreamEtag === upstreamEtag) return true
+      const md5 = checksums?.md5 !== undefined && current.checksums.md5 === undefined ? checksums.md5 : undefined
+      if (current.dirty !== true && current.upstreamEtag === upstreamEtag && md5 === undefined) return true
       const { dirty: _dirty, seq: _seq, ...rest } = current
-      const meta: ObjectMeta = { ...rest, upstreamEtag }
+      const meta: ObjectMeta = {
+        ...rest,
+        upstreamEtag,
+        ...(md5 === undefined
+          ? {}
+          : { checksums: { ...current.checksums, md5 }, content: current.content.contentMd5 === undefined ? { ...current.content, contentMd5: md5 } : current.content })
+      }
       await this.#commitMeta(hash, meta)
       this.#install(hash, meta)
       return true

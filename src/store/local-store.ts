@@ -157,9 +157,10 @@ export interface LocalStore {
   addChecksums (container: string, name: string, etag: string, checksums: ObjectChecksums): Promise<boolean>
   /**
    * The writeback uploaded the version `etag` names as the upstream blob `upstreamEtag`: it is
-   * clean from now on (evictable). Returns false when that version is no longer current.
+   * clean from now on (evictable). `checksums` computed by the upload (the MD5 of a version that
+   * had none) are recorded as `addChecksums` does. Returns false when that version is no longer current.
    */
-  markClean (container: string, name: string, etag: string, upstreamEtag: string): Promise<boolean>
+  markClean (container: string, name: string, etag: string, upstreamEtag: string, checksums?: ObjectChecksums): Promise<boolean>
   /**
    * Drops the clean version `etag` names from the cache (its upstream copy changed), telling
    * watchers `evict`, not `delete`. Returns false when that version is not current or is dirty.

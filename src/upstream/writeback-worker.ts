@@ -156,7 +156,7 @@ export class WritebackWorker {
           version: meta.etag,
           signal: up.abort.signal
         })
-        clean = await store.markClean(s.container, s.name, entry.etag, result.etag)
+        clean = await store.markClean(s.container, s.name, entry.etag, result.etag, meta.checksums.md5 === undefined ? { md5: result.md5 } : undefined)
       } catch (err) {
         this.#uploadFailed(s, up, err, probe)
         return
