@@ -10,11 +10,7 @@ import { ObjectService, type ObjectTier } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
 import { createS3Frontend } from './frontends/s3/server.js'
 import { FsStore } from './store/fs-store.js'
-import { createAzureUpstream } from './upstream/azure-upstream.js'
-import { createLayout } from './upstream/layout.js'
-import { ReadThroughCache } from './upstream/read-through.js'
-import { listUpstream } from './upstream/upstream-list.js'
-import { WritebackQueue } from './upstream/writeback.js'
+import type { Writeback } from './upstream/types.js'
 
 export interface RunningNode {
   ports: { blob: number, s3: number, admin: number }
@@ -111,12 +107,20 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
 
 interface RunningTier {
   objectTier: ObjectTier
-  writeback: WritebackQueue
+  writeback: Writeback
   close (): Promise<void>
 }
 
 /** The cloud tier: the Azure Blob adapter, the layout, the writeback queue and read-through. */
 async function startTier (config: Config, store: FsStore, dirtyLimit: number, metrics: NodeMetrics, log: FastifyBaseLogger): Promise<RunningTier> {
+  // Loaded only with a cloud tier: the Azure SDK costs a cache-only gateway ~20 MiB of memory.
+  const [{ createAzureUpstream }, { createLayout }, { ReadThroughCache }, { listUpstream }, { WritebackQueue }] = await Promise.all([
+    import('./upstream/azure-upstream.js'),
+    import('./upstream/layout.js'),
+    import('./upstream/read-through.js'),
+    import('./upstream/upstream-list.js'),
+    import('./upstream/writeback.js')
+  ])
   const mode = config.mode as 'writeback' | 'writethrough'
   const upstream = createAzureUpstream({
     ...(config.upstreamConnectionString === undefined ? {} : { connectionString: config.upstreamConnectionString }),
