@@ -184,3 +184,19 @@ export async function * readLines (res: IncomingMessage, base: URL): AsyncGenera
   }
   if (pending.trim() !== '') yield pending
 }
+
+/**
+ * Runs a command body and turns its expected failures into an exit status: a UsageError → 2, an
+ * AdminError (unreachable, refused, failed) → 1, each with its message on stderr.
+ */
+export async function exitStatusOf (io: { stderr: { write (text: string): unknown } }, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body()
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof AdminError) {
+      io.stderr.write(`ckptcache: ${err.message}\n`)
+      return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE
+    }
+    throw err
+  }
+}

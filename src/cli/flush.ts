@@ -15,7 +15,7 @@
 import { parseFlushTarget } from '../admin/server.js'
 import { formatBytes, formatDuration, progressBar, progressText, type FlushProgressLine } from '../admin/progress.js'
 import {
-  AdminError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, adminBaseUrl, adminRequest, errorOf, parseFlags, readLines, showUrl,
+  AdminError, EXIT_OK, UsageError, adminBaseUrl, adminRequest, errorOf, exitStatusOf, parseFlags, readLines, showUrl,
   type CliIo
 } from './admin-client.js'
 
@@ -25,19 +25,7 @@ const PLAIN_LINE_INTERVAL_MS = 2000
 const FLAGS = { prefix: 'value', wait: 'boolean', admin: 'value' } as const
 
 export async function flushCommand (args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo, now: () => number = Date.now): Promise<number> {
-  try {
-    return await flush(args, env, io, now)
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`ckptcache: ${err.message}\n`)
-      return EXIT_USAGE
-    }
-    if (err instanceof AdminError) {
-      io.stderr.write(`ckptcache: ${err.message}\n`)
-      return EXIT_FAILURE
-    }
-    throw err
-  }
+  return await exitStatusOf(io, async () => await flush(args, env, io, now))
 }
 
 async function flush (args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo, now: () => number): Promise<number> {

@@ -10,7 +10,7 @@ import type { StoreStats } from '../store/local-store.js'
 import type { WritebackStatus } from '../upstream/types.js'
 import { formatBytes, formatDuration } from '../admin/progress.js'
 import {
-  AdminError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, adminBaseUrl, adminRequest, errorOf, parseFlags, readText, showUrl,
+  AdminError, EXIT_OK, adminBaseUrl, adminRequest, errorOf, exitStatusOf, parseFlags, readText, showUrl,
   type CliIo
 } from './admin-client.js'
 
@@ -24,7 +24,7 @@ export interface StatusBody {
 const FLAGS = { json: 'boolean', admin: 'value' } as const
 
 export async function statusCommand (args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
-  try {
+  return await exitStatusOf(io, async () => {
     const flags = parseFlags('status', args, FLAGS)
     const base = adminBaseUrl(flags.get('admin'), env)
     const res = await adminRequest(base, 'GET', '/status')
@@ -39,17 +39,7 @@ export async function statusCommand (args: readonly string[], env: NodeJS.Proces
     if (flags.get('json') === true) io.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
     else io.stdout.write(renderStatus(body))
     return EXIT_OK
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`ckptcache: ${err.message}\n`)
-      return EXIT_USAGE
-    }
-    if (err instanceof AdminError) {
-      io.stderr.write(`ckptcache: ${err.message}\n`)
-      return EXIT_FAILURE
-    }
-    throw err
-  }
+  })
 }
 
 /** The status as aligned `name: value` lines. */
