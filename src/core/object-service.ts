@@ -172,8 +172,36 @@ export class ObjectService {
     return this.store.setContainerMetadata(name, metadata, (c) => checkWriteConditions(c, conditions))
   }
 
-  deleteContainer (name: string, conditions?: Conditions, requireEmpty = false): Promise<void> {
-    return this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
+  /**
+   * Delete Container / DeleteBucket. With a cloud tier the container's objects are removed from
+   * the upstream too (else they would stay there and the container would be adopted again on its
+   * next use): the cached container goes first (which cancels its pending uploads), then every
+   * upstream blob the listing shows, each If-Match its listed etag. A failure there (the upstream
+   * unreachable) fails the request after the local delete; a retry finishes the upstream part.
+   */
+  async deleteContainer (name: string, conditions?: Conditions, requireEmpty = false): Promise<void> {
+    const tier = this.#tier
+    if (tier === undefined) {
+      await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
+      return
+    }
+    await this.#adoptContainer(name)
+    if (requireEmpty) {
+      // S3 DeleteBucket: objects only the upstream holds count too.
+      const probe = await tier.listUpstream(name, { maxResults: 10 })
+      if (probe.entries.some((e) => e.kind === 'prefix' || !tier.writeback.deletePending(name, e.name))) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
+    }
+    await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
+    let startAfter: string | undefined
+    for (;;) {
+      const page = await tier.listUpstream(name, { maxResults: 1000, ...(startAfter === undefined ? {} : { startAfter }) })
+      for (const e of page.entries) {
+        if (e.kind === 'object') await tier.readThrough.deleteUpstream(upstreamMeta(name, e.name, e.props))
+      }
+      const last = page.entries[page.entries.length - 1]
+      if (!page.truncated || last === undefined) break
+      startAfter = last.name
+    }
   }
 
   // ---- reads ----
