@@ -2,8 +2,9 @@ import type { Readable } from 'node:stream'
 import type { NodeMetrics } from '../admin/metrics.js'
 import { CacheError, isCacheError } from '../errors.js'
 import type { ChunkObserver } from '../store/durable.js'
-import type { BlockRef, Ingested, ListedEntry, LocalStore, StoreListPage } from '../store/local-store.js'
+import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
 import type { ReadThrough, UpstreamProps, Writeback } from '../upstream/types.js'
+import { exclusiveStart, mergePages, upstreamMeta } from './tier-listing.js'
 import type { ListQuery } from '../store/sorted-names.js'
 import { appendedChecksums, crcsToCarry, type PartCrcs } from './checksum/append-checksums.js'
 import { isCombinableCrc, type CombinableCrc } from './checksum/crc-combine.js'
@@ -111,6 +112,8 @@ export interface UpstreamListRequest {
 }
 
 export type UpstreamListEntry = { kind: 'object', name: string, props: UpstreamProps } | { kind: 'prefix', name: string }
+
+export { upstreamMeta }
 
 export interface ReadResult {
   meta: ObjectMeta
@@ -265,20 +268,7 @@ export class ObjectService {
       maxResults: query.maxResults,
       ...(signal === undefined ? {} : { signal })
     })
-    const merged = new Map<string, ListedEntry>()
-    for (const e of local.entries) merged.set(e.kind === 'prefix' ? e.name : e.meta.name, e)
-    for (const e of remote.entries) {
-      if (merged.has(e.name)) continue
-      if (e.kind === 'prefix') merged.set(e.name, e)
-      else if (!tier.writeback.deletePending(container, e.name)) merged.set(e.name, { kind: 'object', meta: upstreamMeta(container, e.name, e.props) })
-    }
-    const names = [...merged.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    const entries = names.slice(0, query.maxResults).map((n) => merged.get(n) as ListedEntry)
-    const more = names.length > query.maxResults || local.next !== undefined || remote.truncated
-    if (!more || entries.length === 0) return { entries }
-    const last = entries[entries.length - 1] as ListedEntry
-    // Where the next page starts (inclusive): just after the last name, or after everything under the last common prefix.
-    return { entries, next: last.kind === 'prefix' ? afterPrefix(last.name) : last.meta.name + '\u0000' }
+    return mergePages(container, query.maxResults, local, remote, (n) => tier.writeback.deletePending(container, n))
   }
 
   stagedBlocks (container: string, name: string): StagedBlock[] {
@@ -564,42 +554,6 @@ function storedChecksums (checksums: BodyChecksums): ObjectChecksums {
     stored.checksumType = 'FULL_OBJECT'
   }
   return stored
-}
-
-/** An upstream blob listed or looked up, as a version of the container that is not (yet) cached. */
-export function upstreamMeta (container: string, name: string, props: UpstreamProps): ObjectMeta {
-  return {
-    container,
-    name,
-    size: props.size,
-    etag: props.etag,
-    createdMs: props.createdMs ?? props.lastModifiedMs,
-    lastModifiedMs: props.lastModifiedMs,
-    content: props.content,
-    metadata: props.metadata,
-    checksums: props.content.contentMd5 === undefined ? {} : { md5: props.content.contentMd5 },
-    extents: [],
-    fromBlocks: false,
-    upstreamEtag: props.etag,
-    origin: 'upstream'
-  }
-}
-
-/** The exclusive lower bound of a listing query (startAt is inclusive: `x\0` is "after x"). */
-function exclusiveStart (q: ListQuery): string | undefined {
-  let bound = q.startAfter
-  const at = q.startAt
-  if (at !== undefined && at !== '') {
-    // The largest name below `at`, near enough: `x\0` → `x`; otherwise the previous character then U+FFFF.
-    const before = at.endsWith('\u0000') ? at.slice(0, -1) : at.slice(0, -1) + String.fromCharCode(at.charCodeAt(at.length - 1) - 1) + '\uffff'
-    if (bound === undefined || before > bound) bound = before
-  }
-  return bound === '' ? undefined : bound
-}
-
-/** The first name after every name under the common prefix `p`. */
-function afterPrefix (p: string): string {
-  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
 }
 
 /** Content headers without the Content-MD5 property (it no longer describes the content). */
