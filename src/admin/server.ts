@@ -23,6 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { isCacheError } from '../errors.js'
+import { closeServer } from '../frontends/shared/http-app.js'
 import type { StoreStats } from '../store/local-store.js'
 import type { FlushHandle, Writeback } from '../upstream/types.js'
 import type { Metrics } from './metrics.js'
@@ -202,20 +203,10 @@ export function createAdminServer (deps: AdminDeps): AdminServer {
     close: async () => {
       for (const end of [...streams.values()]) end('the gateway is shutting down')
       if (!server.listening) return
-      const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-      const closeIdle = (): void => {
-        server.closeIdleConnections()
-        for (const socket of unused) socket.destroy()
-      }
-      const sweep = setInterval(closeIdle, 100)
-      const deadline = setTimeout(() => { server.closeAllConnections() }, SHUTDOWN_GRACE_MS)
-      closeIdle()
-      try {
-        await closed
-      } finally {
-        clearInterval(sweep)
-        clearTimeout(deadline)
-      }
+      await closeServer(server, async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }) }) }, {
+        graceMs: SHUTDOWN_GRACE_MS,
+        sweep: () => { for (const socket of unused) socket.destroy() }
+      })
     }
   }
 }

@@ -5,6 +5,7 @@
  * setting and its source.
  */
 
+import { isAzureContainerName } from '../core/container-names.js'
 import { isIP } from 'node:net'
 
 /**
@@ -186,7 +187,7 @@ export function parseUrl (text: string): string {
 
 /** An Azure container name: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit. */
 export function parseContainerName (text: string): string {
-  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(text)) throw new Error('must be an Azure container name: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit')
+  if (!isAzureContainerName(text)) throw new Error('must be an Azure container name: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit')
   return text
 }
 

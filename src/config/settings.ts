@@ -5,6 +5,7 @@
  */
 
 import path from 'node:path'
+import { DEFAULT_MARKER_PATTERNS } from '../upstream/markers.js'
 import { DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY, EMULATOR_ACCOUNT, EMULATOR_KEY, type Config } from './schema.js'
 import {
   parseAccessKey,
@@ -58,7 +59,6 @@ export type Setting = { [K in keyof RawConfig]-?: SettingOf<K> }[keyof RawConfig
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const EVICTION_POLICIES = ['reject', 'lru'] as const
 export const MODES = ['cache-only', 'writeback', 'writethrough'] as const
-export const DEFAULT_MARKER_PATTERNS = ['.metadata', '_SUCCESS', '*.complete']
 /** `--dirty-limit auto`: this fraction of the capacity. */
 export const AUTO_DIRTY_FRACTION = 0.5
 export const AUTO_CAPACITY_FRACTION = 0.9
@@ -315,7 +315,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'marker-patterns',
     arg: 'GLOBS',
     parse: parseGlobList,
-    default: () => DEFAULT_MARKER_PATTERNS,
+    default: () => [...DEFAULT_MARKER_PATTERNS],
     defaultText: DEFAULT_MARKER_PATTERNS.join(','),
     help: ['Commit markers, comma-separated base-name globs (* and ?): uploaded', 'only after every object committed earlier in their directory.'],
   },

@@ -1,5 +1,6 @@
+import type { Readable } from 'node:stream'
 import type { LocalStore } from '../store/local-store.js'
-import { createMd5Hasher } from './checksum/md5.js'
+import { md5OfStream } from './checksum/md5.js'
 import type { ObjectMeta } from './types.js'
 
 /** Bodies up to this size get their MD5 on the request path: it costs less than a scheduling round trip. */
@@ -27,6 +28,8 @@ export class Md5Backfill {
   readonly #queue: Job[] = []
   #running: Promise<void> | undefined
   #closed = false
+  /** The read being hashed: closing stops it. */
+  #body: Readable | undefined
 
   constructor (store: LocalStore, onError: (err: unknown) => void) {
     this.#store = store
@@ -58,6 +61,7 @@ export class Md5Backfill {
   async close (): Promise<void> {
     this.#closed = true
     this.#queue.length = 0
+    this.#body?.destroy()
     await this.idle()
   }
 
@@ -66,7 +70,7 @@ export class Md5Backfill {
       try {
         await this.#hash(job)
       } catch (err) {
-        this.#onError(err)
+        if (!this.#closed) this.#onError(err)
       }
     }
   }
@@ -74,17 +78,12 @@ export class Md5Backfill {
   async #hash (job: Job): Promise<void> {
     const meta = this.#store.head(job.container, job.name)
     if (meta === undefined || meta.etag !== job.etag) return
-    const hasher = createMd5Hasher()
-    const body = this.#store.openRead(meta)
+    const body = this.#body = this.#store.openRead(meta)
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (this.#closed) return
-        if (!hasher.update(chunk)) await hasher.ready()
-      }
-      const md5 = (await hasher.digest()).toString('base64')
+      const md5 = (await md5OfStream(body)).toString('base64')
       await this.#store.addChecksums(job.container, job.name, job.etag, { md5 })
     } finally {
-      hasher.destroy()
+      this.#body = undefined
       body.destroy()
     }
   }

@@ -113,8 +113,6 @@ export interface UpstreamListRequest {
 
 export type UpstreamListEntry = { kind: 'object', name: string, props: UpstreamProps } | { kind: 'prefix', name: string }
 
-export { upstreamMeta }
-
 export interface ReadResult {
   meta: ObjectMeta
   /** The resolved range, when the caller asked for one. */
@@ -138,11 +136,6 @@ export class ObjectService {
     this.#backfill = backfill
     this.#tier = opts.tier
     this.#metrics = opts.metrics
-  }
-
-  /** True when objects have a cloud tier (HEAD then says whether a version is uploaded). */
-  get tiered (): boolean {
-    return this.#tier !== undefined
   }
 
   // ---- containers ----

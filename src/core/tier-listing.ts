@@ -3,7 +3,7 @@
  * and the paging markers that make the merge resumable. Pure: no I/O.
  */
 import type { ListedEntry, StoreListPage } from '../store/local-store.js'
-import type { ListQuery } from '../store/sorted-names.js'
+import { afterPrefix, type ListQuery } from '../store/sorted-names.js'
 import type { UpstreamProps } from '../upstream/types.js'
 import type { ObjectMeta } from './types.js'
 import type { UpstreamListEntry } from './object-service.js'
@@ -59,10 +59,5 @@ export function exclusiveStart (q: ListQuery): string | undefined {
     if (bound === undefined || before > bound) bound = before
   }
   return bound === '' ? undefined : bound
-}
-
-/** The first name after every name under the common prefix `p`. */
-function afterPrefix (p: string): string {
-  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
 }
 

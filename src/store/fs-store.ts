@@ -465,7 +465,7 @@ export class FsStore implements LocalStore {
         metadata: patch.metadata ?? current.metadata,
         etag: newEtag(now),
         lastModifiedMs: now,
-        ...(this.#opts.tiered === true ? { dirty: true, seq: this.#nextSeq++ } : {})
+        ...this.#tierState(current)
       }
       await this.#commitMeta(hash, meta)
       this.#install(hash, meta)
@@ -479,13 +479,7 @@ export class FsStore implements LocalStore {
     return this.#lock.run(hash, async () => {
       const current = this.#containers.get(container)?.objects.get(name)
       if (current === undefined || current.etag !== etag) return false
-      const meta: ObjectMeta = {
-        ...current,
-        checksums: { ...current.checksums, ...checksums },
-        content: current.content.contentMd5 === undefined && checksums.md5 !== undefined
-          ? { ...current.content, contentMd5: checksums.md5 }
-          : current.content
-      }
+      const meta = withChecksums(current, checksums)
       await this.#commitMeta(hash, meta)
       this.#install(hash, meta)
       return true
@@ -500,13 +494,7 @@ export class FsStore implements LocalStore {
       const md5 = checksums?.md5 !== undefined && current.checksums.md5 === undefined ? checksums.md5 : undefined
       if (current.dirty !== true && current.upstreamEtag === upstreamEtag && md5 === undefined) return true
       const { dirty: _dirty, seq: _seq, ...rest } = current
-      const meta: ObjectMeta = {
-        ...rest,
-        upstreamEtag,
-        ...(md5 === undefined
-          ? {}
-          : { checksums: { ...current.checksums, md5 }, content: current.content.contentMd5 === undefined ? { ...current.content, contentMd5: md5 } : current.content })
-      }
+      const meta = withChecksums({ ...rest, upstreamEtag }, md5 === undefined ? {} : { md5 })
       await this.#commitMeta(hash, meta)
       this.#install(hash, meta)
       return true
@@ -608,14 +596,14 @@ export class FsStore implements LocalStore {
       extents,
       fromBlocks,
       ...(write.parts === undefined ? {} : { parts: write.parts }),
-      ...this.#tierState(current, write)
+      ...this.#tierState(current, write.fill)
     }
   }
 
   /** A tiered store's new version is dirty (keeping what upstream holds of the name), unless it is a fill. */
-  #tierState (current: ObjectMeta | undefined, write: ObjectWrite): Pick<ObjectMeta, 'dirty' | 'seq' | 'upstreamEtag'> {
+  #tierState (current: ObjectMeta | undefined, fill?: ObjectWrite['fill']): Pick<ObjectMeta, 'dirty' | 'seq' | 'upstreamEtag'> {
     if (this.#opts.tiered !== true) return {}
-    if (write.fill !== undefined) return { upstreamEtag: write.fill.upstreamEtag }
+    if (fill !== undefined) return { upstreamEtag: fill.upstreamEtag }
     return { dirty: true, seq: this.#nextSeq++, ...(current?.upstreamEtag === undefined ? {} : { upstreamEtag: current.upstreamEtag }) }
   }
 
@@ -749,5 +737,14 @@ export class FsStore implements LocalStore {
     const dir = this.#paths.objectDir(hash)
     await rm(join(dir, 'owner.json'), { force: true })
     await rmdir(dir).catch(() => {})
+  }
+}
+
+/** The same version with checksums computed after its commit; an MD5 also becomes its Content-MD5 if it has none. */
+function withChecksums (meta: ObjectMeta, checksums: ObjectMeta['checksums']): ObjectMeta {
+  return {
+    ...meta,
+    checksums: { ...meta.checksums, ...checksums },
+    content: meta.content.contentMd5 === undefined && checksums.md5 !== undefined ? { ...meta.content, contentMd5: checksums.md5 } : meta.content
   }
 }

@@ -22,6 +22,11 @@ export interface ListPage {
   next?: string
 }
 
+/** The first name after every name that starts with `p` (a marker that is a common prefix skips all of it). */
+export function afterPrefix (p: string): string {
+  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
+}
+
 export class SortedNames {
   readonly #names: string[] = []
 

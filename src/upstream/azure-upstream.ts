@@ -33,7 +33,7 @@ import { setMaxListeners } from 'node:events'
 import { addAbortSignal, Readable, Transform } from 'node:stream'
 import type { BlobServiceClient, BlockBlobClient } from '@azure/storage-blob'
 import type { NodeMetrics } from '../admin/metrics.js'
-import { createMd5Hasher } from '../core/checksum/md5.js'
+import { md5OfStream } from '../core/checksum/md5.js'
 import { CacheError } from '../errors.js'
 import {
   azureCodeOf, countingPolicy, createBlobServiceClient, isMd5Refusal, statusOf, toCacheError, type UpstreamOperation
@@ -417,15 +417,10 @@ async function sendFromSource<T> (signal: AbortSignal, open: () => Readable, sen
 
 /** The base64 MD5 of the whole source, read in order and hashed on worker threads. */
 async function hashSource (source: UploadSource, signal: AbortSignal): Promise<string> {
-  const hasher = createMd5Hasher()
   const stream = addAbortSignal(signal, source.open())
   try {
-    for await (const chunk of stream) {
-      if (!hasher.update(chunk as Uint8Array)) await hasher.ready()
-    }
-    return (await hasher.digest()).toString('base64')
+    return (await md5OfStream(stream)).toString('base64')
   } catch (err) {
-    hasher.destroy()
     if (signal.aborted) throw new CacheError('CC_ERR_CLIENT_ABORTED', 'upload cancelled', { cause: signal.reason })
     throw sourceError(err)
   } finally {

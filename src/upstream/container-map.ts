@@ -8,13 +8,7 @@
  * local names meet on one upstream container only if their hashes collide (2^-32 per pair).
  */
 import { createHash } from 'node:crypto'
-
-const AZURE_CONTAINER = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/
-
-/** True for a valid Azure container name: 3-63 lowercase letters, digits and single hyphens, alphanumeric at both ends. */
-export function isAzureContainerName (name: string): boolean {
-  return AZURE_CONTAINER.test(name)
-}
+import { isAzureContainerName } from '../core/container-names.js'
 
 /** The upstream Azure container of a local container (one upstream container per local one). */
 export function upstreamContainerName (local: string): string {

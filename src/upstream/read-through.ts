@@ -13,7 +13,7 @@ import type { ByteRange, ObjectMeta } from '../core/types.js'
 import { CacheError } from '../errors.js'
 import type { LocalStore } from '../store/local-store.js'
 import { Fill, FillSlots } from './fill.js'
-import { upstreamMeta } from '../core/object-service.js'
+import { upstreamMeta } from '../core/tier-listing.js'
 import type { Layout, ReadThrough, Upstream, UpstreamProps } from './types.js'
 
 export interface ReadThroughOptions {
@@ -35,8 +35,6 @@ export interface ReadThroughOptions {
   /** Versions whose last check time is remembered. Default 100,000. */
   maxRemembered?: number
 }
-
-export { upstreamMeta }
 
 export class ReadThroughCache implements ReadThrough {
   readonly #opts: ReadThroughOptions

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { isAzureContainerName, upstreamContainerName } from '../../src/upstream/container-map.js'
+import { isAzureContainerName } from '../../src/core/container-names.js'
+import { upstreamContainerName } from '../../src/upstream/container-map.js'
 import { createLayout, rankPrefix, shardRank } from '../../src/upstream/layout.js'
 
 const SPECS = ['identity', 'hash', 'hash:1', 'hash:4', 'round-robin:a,b,c', 'round-robin:p-0,p.1', 'binary', 'binary:1', 'binary:3', 'hex', 'hex:1', 'hex:4']

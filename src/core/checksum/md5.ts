@@ -345,3 +345,19 @@ export function createMd5Hasher (options: Md5HasherOptions & { pool?: Md5WorkerP
 export function md5Inline (data: Uint8Array): Buffer {
   return createHash('md5').update(data).digest()
 }
+
+/**
+ * The MD5 of a whole stream, hashed on the worker threads with backpressure. The hasher is freed
+ * whatever happens; the stream is the caller's to destroy.
+ */
+export async function md5OfStream (stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const hasher = createMd5Hasher()
+  try {
+    for await (const chunk of stream) {
+      if (!hasher.update(chunk)) await hasher.ready()
+    }
+    return await hasher.digest()
+  } finally {
+    hasher.destroy()
+  }
+}

@@ -1,14 +1,13 @@
+import { isAzureContainerName } from '../../core/container-names.js'
 import type { ContainerMeta } from '../../core/types.js'
 import type { BlobContext } from './context.js'
 import { BlobError } from './errors.js'
 import { conditionsFromHeaders, header, httpDate, metadataFromHeaders, quoteEtag, setMetadataHeaders } from './headers.js'
 import { XML_DECL, el, escapeXml, metadataXml } from './xml.js'
 
-const CONTAINER_NAME = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/
-
 /** Azure container naming rules: 3–63 chars of lowercase letters, digits and single hyphens, starting and ending alphanumeric. */
 export function validateContainerName (name: string): void {
-  if (!CONTAINER_NAME.test(name)) {
+  if (!isAzureContainerName(name)) {
     throw new BlobError(400, 'InvalidResourceName', 'The specifed resource name contains invalid characters.')
   }
 }

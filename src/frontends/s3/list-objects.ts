@@ -1,3 +1,4 @@
+import { afterPrefix } from '../../store/sorted-names.js'
 import type { ObjectMeta } from '../../core/types.js'
 import type { StoreListPage } from '../../store/local-store.js'
 import { intParam, invalidArgument, type S3Context } from './context.js'
@@ -39,10 +40,6 @@ function echoedParams (p: ListParams, url: boolean): string {
   return el('MaxKeys', p.maxKeys) + (p.delimiter === '' ? '' : el('Delimiter', p.encode(p.delimiter))) + (url ? el('EncodingType', 'url') : '')
 }
 
-/** The first name after every name that starts with `p` (a marker that is a common prefix skips it whole). */
-function successor (p: string): string {
-  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1)
-}
 
 async function page (ctx: S3Context, p: ListParams, start: { startAt?: string, startAfter?: string }): Promise<StoreListPage> {
   if (p.maxKeys === 0) return { entries: [] }
@@ -50,7 +47,7 @@ async function page (ctx: S3Context, p: ListParams, start: { startAt?: string, s
   // A marker that is a common prefix of this listing stands for everything under it.
   if (startAfter !== undefined && p.delimiter !== '' && startAfter.endsWith(p.delimiter) && startAfter.startsWith(p.prefix) &&
       startAfter.indexOf(p.delimiter, p.prefix.length) === startAfter.length - p.delimiter.length) {
-    return await ctx.service.list(ctx.bucket, { prefix: p.prefix, delimiter: p.delimiter, startAt: successor(startAfter), maxResults: p.maxKeys })
+    return await ctx.service.list(ctx.bucket, { prefix: p.prefix, delimiter: p.delimiter, startAt: afterPrefix(startAfter), maxResults: p.maxKeys })
   }
   return await ctx.service.list(ctx.bucket, {
     prefix: p.prefix,

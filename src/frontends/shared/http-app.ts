@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { NodeMetrics } from '../../admin/metrics.js'
 import { CacheError, isCacheError } from '../../errors.js'
@@ -114,13 +114,26 @@ export async function listenPort (app: FastifyInstance, host: string, port: numb
  * idle; requests still running after the grace period are cut.
  */
 export async function closeGracefully (app: FastifyInstance): Promise<void> {
-  const server = app.server
-  const sweep = setInterval(() => server.closeIdleConnections(), 100)
-  const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+  await closeServer(app.server, async () => { await app.close() })
+}
+
+/**
+ * `closeGracefully` for any node:http server: runs `close` (which stops accepting and resolves
+ * once every connection has ended) while closing connections as they idle (`sweep` closes more,
+ * e.g. sockets that never sent a request) and cutting the rest after `graceMs`.
+ */
+export async function closeServer (server: Server, close: () => Promise<void>, opts: { graceMs?: number, sweep?: () => void } = {}): Promise<void> {
+  const sweep = (): void => {
+    server.closeIdleConnections()
+    opts.sweep?.()
+  }
+  const interval = setInterval(sweep, 100)
+  const deadline = setTimeout(() => server.closeAllConnections(), opts.graceMs ?? SHUTDOWN_GRACE_MS)
+  sweep()
   try {
-    await app.close()
+    await close()
   } finally {
-    clearInterval(sweep)
+    clearInterval(interval)
     clearTimeout(deadline)
   }
 }
