@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   CC_ERR_COPY_SOURCE_NOT_FOUND: 'The copy source could not be found or verified.',
   CC_ERR_SERVER_BUSY: 'The server is busy.',
   CC_ERR_UPSTREAM_UNAVAILABLE: 'The upstream storage is unavailable.',
+  CC_ERR_PEER_UNAVAILABLE: 'Not enough cluster peers are reachable to keep the configured copies of the object.',
+  CC_ERR_PEER_AUTH: 'The peer request is not signed with the cluster secret, or its signature is stale or replayed.',
   CC_ERR_CLIENT_ABORTED: 'The client closed the connection before the request completed.',
   CC_ERR_INTERNAL: 'The server encountered an internal error.',
 } as const

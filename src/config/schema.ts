@@ -67,6 +67,36 @@ export interface Config {
   markerPatterns: string[]
   /** Clean objects are checked against the upstream etag when last checked longer ago than this; 0 = never. */
   revalidateAfterMs: number
+  /** Stable id of this node in the cluster; default: generated once and kept in `<dataDir>/node-id`. */
+  nodeId?: string
+  /** Address the peer API binds to (the interface peers reach this node on). */
+  peerHost: string
+  /** Port of the peer API (listened on only when the node has peers). */
+  peerPort: number
+  /** Static peers, `host:port` of their peer APIs (this node's own address may be among them). */
+  peers: string[]
+  /** A file with one `host:port` per line (re-read on every membership refresh). */
+  peersFile?: string
+  /** `NAME:PORT`: peers are the addresses NAME resolves to (a Kubernetes headless Service), re-resolved periodically. */
+  peersDns?: string
+  /** Shared secret every peer request is signed with (required with peers). */
+  clusterSecret?: string
+  /** Copies of each object in the cluster, the writer's included. */
+  replicas: number
+  /** `all`: a write is acknowledged after every copy is durable; `local`: after the local one (the others follow). */
+  ack: 'all' | 'local'
+  /** How often each peer is probed. */
+  probeIntervalMs: number
+  /** A peer whose probes have failed for this long is down in this node's view. */
+  probeTimeoutMs: number
+  /** A peer down this long has its lost copies re-replicated by the survivors. */
+  refillGraceMs: number
+  /** Bytes per second the re-replication after a node loss sends at most. */
+  refillRate: number
+  /** Keep a clean local copy of an object read from a peer. */
+  peerReadCache: boolean
+  /** Peer requests signed longer ago (or further ahead) than this are refused; nonces are remembered this long. */
+  replayWindowMs: number
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 

@@ -48,6 +48,8 @@ export const AZURE_ERRORS: Record<ErrorCode, AzureErrorShape> = {
   CC_ERR_COPY_SOURCE_NOT_FOUND: { status: 404, code: 'CannotVerifyCopySource', message: 'The specified blob does not exist.' },
   CC_ERR_SERVER_BUSY: { status: 503, code: 'ServerBusy', message: 'The server is busy.' },
   CC_ERR_UPSTREAM_UNAVAILABLE: { status: 503, code: 'ServerBusy', message: 'The upstream storage is unavailable. Please try again after some time.' },
+  CC_ERR_PEER_UNAVAILABLE: { status: 503, code: 'ServerBusy', message: 'Not enough cluster peers are reachable. Please try again after some time.' },
+  CC_ERR_PEER_AUTH: { status: 403, code: 'AuthenticationFailed', message: 'Server failed to authenticate the request.' },
   CC_ERR_CLIENT_ABORTED: { status: 400, code: 'InvalidInput', message: 'The client closed the connection before the request completed.' },
   CC_ERR_INTERNAL: { status: 500, code: 'InternalError', message: 'Server encountered an internal error. Please try again after some time.' }
 }

@@ -51,6 +51,8 @@ export const S3_ERRORS: Record<ErrorCode, S3ErrorShape> = {
   CC_ERR_COPY_SOURCE_NOT_FOUND: { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.' },
   CC_ERR_SERVER_BUSY: { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' },
   CC_ERR_UPSTREAM_UNAVAILABLE: { status: 503, code: 'ServiceUnavailable', message: 'The upstream storage is unavailable. Please try again after some time.' },
+  CC_ERR_PEER_UNAVAILABLE: { status: 503, code: 'ServiceUnavailable', message: 'Not enough cluster peers are reachable. Please try again after some time.' },
+  CC_ERR_PEER_AUTH: { status: 403, code: 'AccessDenied', message: 'Access Denied' },
   CC_ERR_CLIENT_ABORTED: { status: 400, code: 'IncompleteBody', message: 'The request body terminated unexpectedly' },
   CC_ERR_INTERNAL: { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' }
 }
