@@ -149,3 +149,33 @@ export interface PeerClient {
   read (node: NodeInfo, a: { container: string, name: string, range?: ByteRange, etag?: string, signal?: AbortSignal }): Promise<{ meta: WireMeta, range?: ByteRange, body: Readable }>
   close (): Promise<void>
 }
+
+/** Progress of `ckptcache drain`: what this node held that peers must hold before it goes away. */
+export interface DrainProgress {
+  /** Objects (and their bytes) that needed a copy elsewhere when the drain started: dirty ones and sole copies. */
+  objects: number
+  bytes: number
+  /** Of those, now held by enough other nodes. */
+  handedObjects: number
+  handedBytes: number
+  /** Copies that failed on the last attempt (retried until done or the drain is cancelled). */
+  failed: number
+  done: boolean
+  startedMs: number
+}
+
+export interface DrainHandle {
+  progress (): DrainProgress
+  /** Resolves when done. */
+  readonly done: Promise<void>
+}
+
+/** What `/status` and `ckptcache status` show of the cluster. */
+export interface ClusterStatus {
+  nodeId: string
+  replicas: number
+  ack: 'all' | 'local'
+  draining: boolean
+  nodes: Array<{ id: string, url: string, live: boolean, draining: boolean, self: boolean }>
+  refill: { pendingObjects: number, copiedObjects: number, copiedBytes: number }
+}
