@@ -82,6 +82,7 @@ class FakeWriteback implements Writeback {
   admit (): void {}
   async whenClean (): Promise<void> {}
   deletePending (): boolean { return false }
+  async cleaned (): Promise<boolean> { return false }
   async close (): Promise<void> {}
   flush (container?: string, prefix?: string): FlushHandle {
     this.calls.push({ container, prefix })

@@ -68,8 +68,18 @@ export interface ObjectMeta {
    * clean; an older version's while this one is dirty (what a delete must remove upstream).
    */
   upstreamEtag?: string
-  /** Never stored: set on metas answered from the upstream for objects not in the cache (read-through). */
-  origin?: 'upstream'
+  /**
+   * Cluster: the node ids holding a copy of this version, as this node knows them (the writer and
+   * its replicas); absent on a node without peers. The writeback owner is the first live holder
+   * of the object's rendezvous order.
+   */
+  holders?: string[]
+  /**
+   * Never stored: set on metas of objects this node does not hold, answered from the upstream
+   * (read-through) or from a peer (`peer` names the node holding the copy).
+   */
+  origin?: 'upstream' | 'peer'
+  peer?: string
 }
 
 /** S3's limit on the parts of one object: appends plus multipart parts (a copy starts again at one). */

@@ -513,6 +513,30 @@ export class FsStore implements LocalStore {
     })
   }
 
+  async setHolders (container: string, name: string, etag: string, holders: string[]): Promise<boolean> {
+    const hash = objectHash(container, name)
+    return this.#lock.run(hash, async () => {
+      const current = this.#containers.get(container)?.objects.get(name)
+      if (current === undefined || current.etag !== etag) return false
+      const meta = { ...current, holders }
+      await this.#commitMeta(hash, meta)
+      this.#install(hash, meta)
+      return true
+    })
+  }
+
+  async dropCopy (container: string, name: string, etag?: string): Promise<ObjectMeta | undefined> {
+    const hash = objectHash(container, name)
+    return this.#lock.run(hash, async () => {
+      const current = this.#containers.get(container)?.objects.get(name)
+      if (current === undefined || (etag !== undefined && current.etag !== etag)) return undefined
+      this.#uninstall(hash, current)
+      await this.#removeObjectFiles(hash, current.extents, true)
+      await this.#tell({ type: 'evict', meta: current })
+      return current
+    })
+  }
+
   async allocate (size: number): Promise<Ingested> {
     this.#makeRoom(size)
     const path = join(this.#paths.tmp, `f-${nextGen()}`)
@@ -588,22 +612,25 @@ export class FsStore implements LocalStore {
       name,
       size: extents.reduce((n, e) => n + e.size, 0),
       etag: write.etag ?? newEtag(now),
-      createdMs: current?.createdMs ?? now,
-      lastModifiedMs: now,
+      createdMs: write.replica?.createdMs ?? current?.createdMs ?? now,
+      lastModifiedMs: write.replica?.lastModifiedMs ?? now,
       content: write.content,
       metadata: write.metadata,
       checksums: write.checksums,
       extents,
       fromBlocks,
       ...(write.parts === undefined ? {} : { parts: write.parts }),
-      ...this.#tierState(current, write.fill)
+      ...(write.holders === undefined ? {} : { holders: write.holders }),
+      ...this.#tierState(current, write.fill, write.replica)
     }
   }
 
   /** A tiered store's new version is dirty (keeping what upstream holds of the name), unless it is a fill. */
-  #tierState (current: ObjectMeta | undefined, fill?: ObjectWrite['fill']): Pick<ObjectMeta, 'dirty' | 'seq' | 'upstreamEtag'> {
+  #tierState (current: ObjectMeta | undefined, fill?: ObjectWrite['fill'], replica?: ObjectWrite['replica']): Pick<ObjectMeta, 'dirty' | 'seq' | 'upstreamEtag'> {
     if (this.#opts.tiered !== true) return {}
     if (fill !== undefined) return { upstreamEtag: fill.upstreamEtag }
+    if (replica !== undefined && !replica.dirty) return replica.upstreamEtag === undefined ? {} : { upstreamEtag: replica.upstreamEtag }
+    if (replica !== undefined) return { dirty: true, seq: this.#nextSeq++, ...(replica.upstreamEtag === undefined ? {} : { upstreamEtag: replica.upstreamEtag }) }
     return { dirty: true, seq: this.#nextSeq++, ...(current?.upstreamEtag === undefined ? {} : { upstreamEtag: current.upstreamEtag }) }
   }
 

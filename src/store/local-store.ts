@@ -38,6 +38,13 @@ export interface ObjectWrite {
    * the start. Other writes of a tiered store are dirty.
    */
   fill?: { upstreamEtag: string }
+  /**
+   * A copy of a version another node committed (cluster replication, refill): its times and
+   * tier state are the writer's, not new ones. `dirty` only applies to a tiered store.
+   */
+  replica?: { createdMs: number, lastModifiedMs: number, dirty: boolean, upstreamEtag?: string }
+  /** The nodes holding copies of the version (cluster). */
+  holders?: string[]
 }
 
 /**
@@ -172,6 +179,14 @@ export interface LocalStore {
    * takes its bytes as they are: the writer fsyncs before committing) or `discard`s it.
    */
   allocate (size: number): Promise<Ingested>
+  /** Records which nodes hold copies of the version `etag` names (same etag). False when that version is not current. */
+  setHolders (container: string, name: string, etag: string, holders: string[]): Promise<boolean>
+  /**
+   * Drops this node's copy of an object (the version `etag` names, when given), dirty or not,
+   * telling watchers `evict`: the object lives on elsewhere (a newer version on other nodes, a
+   * copy handed away), so nothing changes upstream. Returns the dropped version.
+   */
+  dropCopy (container: string, name: string, etag?: string): Promise<ObjectMeta | undefined>
   /** Registers a watcher of commits, deletes and evictions (see StoreEvent). */
   watch (watcher: StoreWatcher): void
   /** Every committed object (start-up scans). */

@@ -197,7 +197,27 @@ export interface Writeback {
   flush (container?: string, prefix?: string): FlushHandle
   /** True while an upstream delete of this name is recorded and not yet done (reads must not resurrect it). */
   deletePending (container: string, name: string): boolean
+  /**
+   * Cluster: another holder uploaded the version `etag` names as upstream blob `upstreamEtag`;
+   * this node's copy is clean too. False when that version is not current here.
+   */
+  cleaned (container: string, name: string, etag: string, upstreamEtag: string, md5?: string): Promise<boolean>
   close (): Promise<void>
+}
+
+/**
+ * Cluster: which node uploads a dirty version held by several (DESIGN.md, promise 4). Without
+ * a gate every dirty version of the store is this node's to upload.
+ */
+export interface UploadGate {
+  /** Whether this node is the version's writeback owner in its current view (the first live holder of its order). */
+  owns (meta: ObjectMeta): boolean
+  /** A commit marker: whether no live node holds a dirty object of its directory committed before it. */
+  markerReady (meta: ObjectMeta, signal: AbortSignal): Promise<boolean>
+  /** This node uploaded `meta` as upstream blob `upstreamEtag` (Content-MD5 `md5`): the other holders may mark it clean. */
+  uploaded (meta: ObjectMeta, upstreamEtag: string, md5: string): void
+  /** How long a version this node does not own (or a marker not ready) waits before it is looked at again. */
+  readonly recheckMs: number
 }
 
 /** A local miss answered from the upstream. */

@@ -13,7 +13,7 @@ import { retryDelayMs, UploadRate, type RetryDelay } from './backoff.js'
 import { keyOf, type DirtyNames, type Entry, type NameState, type Upload } from './dirty-names.js'
 import { OutageGate } from './outage.js'
 import type { PendingDelete, PendingDeletes } from './pending-deletes.js'
-import type { Layout, Upstream, UploadResult } from './types.js'
+import type { Layout, UploadGate, Upstream, UploadResult } from './types.js'
 import type { WaiterSet } from './waiters.js'
 import type { WritebackCounters } from './writeback-metrics.js'
 
@@ -30,6 +30,8 @@ export interface WorkerContext {
   log: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void, error (obj: object, msg: string): void }
   /** The name may have nothing dirty and no delete pending any more (flushes count it). */
   settle (key: string): void
+  /** Cluster: which holder uploads (see UploadGate). */
+  gate?: UploadGate
 }
 
 const UNAVAILABLE = 'CC_ERR_UPSTREAM_UNAVAILABLE'
@@ -131,6 +133,11 @@ export class WritebackWorker {
         this.#c.settle(s.key)
         continue
       }
+      if (this.#c.gate !== undefined && !this.#c.gate.owns(meta)) {
+        // Another holder uploads it; looked at again later (ownership moves when that holder goes).
+        this.#c.names.enqueueRetry(s, Date.now() + this.#c.gate.recheckMs)
+        continue
+      }
       this.#beginUpload(s, entry, meta)
       return true
     }
@@ -148,6 +155,11 @@ export class WritebackWorker {
       let result: UploadResult
       let clean: boolean
       try {
+        const gate = this.#c.gate
+        if (gate !== undefined && s.marker && !(await gate.markerReady(meta, up.abort.signal))) {
+          this.#deferred(s, up)
+          return
+        }
         result = await upstream.upload({
           ref: layout.toUpstream(s.container, s.name),
           source: { size: meta.size, open: (range) => store.openRead(meta, range) },
@@ -157,6 +169,7 @@ export class WritebackWorker {
           signal: up.abort.signal
         })
         clean = await store.markClean(s.container, s.name, entry.etag, result.etag, meta.checksums.md5 === undefined ? { md5: result.md5 } : undefined)
+        if (clean) this.#c.gate?.uploaded(meta, result.etag, result.md5)
       } catch (err) {
         this.#uploadFailed(s, up, err, probe)
         return
@@ -180,6 +193,18 @@ export class WritebackWorker {
     if (s.current !== undefined) s.blockSeq = s.current.seq // the older version is upstream now
     else if (clean) this.#c.names.dropDirty(s)
     else if (s.dirty && !up.deleted) this.#resync(s)
+    this.#afterUpload(s)
+  }
+
+  /** A marker whose directory is still dirty on another node: not started, looked at again later. */
+  #deferred (s: NameState, up: Upload): void {
+    s.upload = undefined
+    this.#active--
+    this.#uploading--
+    if (s.current === undefined && s.dirty && !up.deleted) {
+      this.#c.names.setCurrent(s, up.entry)
+      this.#c.names.enqueueRetry(s, Date.now() + (this.#c.gate?.recheckMs ?? 1000))
+    }
     this.#afterUpload(s)
   }
 

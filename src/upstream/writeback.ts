@@ -33,7 +33,7 @@ import { FlushTracker, inFlushScope } from './flush.js'
 import { markerMatcher } from './markers.js'
 import { PendingDeletes, type PendingDelete } from './pending-deletes.js'
 import { Tombstones } from './tombstones.js'
-import type { FlushHandle, Layout, Upstream, Writeback, WritebackStatus } from './types.js'
+import type { FlushHandle, Layout, UploadGate, Upstream, Writeback, WritebackStatus } from './types.js'
 import { WaiterSet } from './waiters.js'
 import { registerWritebackMetrics } from './writeback-metrics.js'
 import { WritebackWorker } from './writeback-worker.js'
@@ -61,6 +61,11 @@ export interface WritebackOptions {
   log: WritebackLog
   /** Backoff of retries after a failure; default base 1 s, max 60 s. */
   retryDelayMs?: RetryDelay
+  /**
+   * Cluster: which holder uploads each version. With a gate, the delete of a dirty version also
+   * records an upstream delete (another holder may be uploading it).
+   */
+  gate?: UploadGate
 }
 
 export class WritebackQueue implements Writeback {
@@ -108,7 +113,8 @@ export class WritebackQueue implements Writeback {
       delay: opts.retryDelayMs ?? DEFAULT_RETRY_DELAY,
       counters,
       log: opts.log,
-      settle: (key) => this.#settle(key)
+      settle: (key) => this.#settle(key),
+      ...(opts.gate === undefined ? {} : { gate: opts.gate })
     })
   }
 
@@ -181,6 +187,17 @@ export class WritebackQueue implements Writeback {
     return this.#deletes.has(keyOf(container, name))
   }
 
+  async cleaned (container: string, name: string, etag: string, upstreamEtag: string, md5?: string): Promise<boolean> {
+    const ok = await this.#o.store.markClean(container, name, etag, upstreamEtag, md5 === undefined ? undefined : { md5 })
+    if (!ok) return false
+    const key = keyOf(container, name)
+    const s = this.#names.get(key)
+    if (s !== undefined && s.current?.etag === etag) this.#names.dropDirty(s)
+    this.#waiters.resolve(key, (e) => e === etag)
+    this.#settle(key)
+    return true
+  }
+
   /**
    * Stops taking work, aborts uploads in flight and stops waiting for upstream deletes in flight
    * (both resume after a restart: their objects stay dirty, their records stay), then resolves
@@ -206,7 +223,12 @@ export class WritebackQueue implements Writeback {
 
   #onEvent (ev: StoreEvent): void | Promise<void> {
     if (ev.type === 'delete') return this.#onDelete(ev.meta)
-    if (ev.type !== 'commit' || this.#closed) return // an eviction changes nothing upstream
+    if (ev.type === 'evict') {
+      // Nothing changes upstream; a dirty copy dropped (held elsewhere) is no longer this node's to upload.
+      if (ev.meta.dirty === true) this.#dropped(ev.meta)
+      return
+    }
+    if (ev.type !== 'commit' || this.#closed) return
     const meta = ev.meta
     const key = keyOf(meta.container, meta.name)
     try {
@@ -235,7 +257,9 @@ export class WritebackQueue implements Writeback {
     const key = keyOf(meta.container, meta.name)
     const s = this.#names.get(key)
     const upload = s?.upload?.deleted === false ? s.upload : undefined
-    const mayHold = meta.upstreamEtag !== undefined || upload !== undefined || this.#deletes.has(key)
+    // In a cluster another holder may be uploading a dirty version: its upload may commit.
+    const elsewhere = this.#o.gate !== undefined && meta.dirty === true
+    const mayHold = meta.upstreamEtag !== undefined || upload !== undefined || this.#deletes.has(key) || elsewhere
     if (s !== undefined) {
       if (upload !== undefined) {
         upload.deleted = true
@@ -247,7 +271,7 @@ export class WritebackQueue implements Writeback {
     if (mayHold) {
       try {
         await this.#opened
-        p = await this.#deletes.record(meta, upload !== undefined)
+        p = await this.#deletes.record(meta, upload !== undefined || elsewhere)
       } catch (err) {
         if (meta.dirty === true && !this.#closed) this.#names.track(meta)
         this.#o.log.error({ err, container: meta.container, name: meta.name }, 'writeback: could not record an upstream delete; the delete is refused')
@@ -256,6 +280,20 @@ export class WritebackQueue implements Writeback {
     }
     this.#waiters.resolve(key, () => true)
     this.#confirmDelete(meta, p)
+  }
+
+  /** A dirty copy dropped from this node (cluster): forget it, stop an upload of it. */
+  #dropped (meta: ObjectMeta): void {
+    const key = keyOf(meta.container, meta.name)
+    const s = this.#names.get(key)
+    if (s === undefined) return
+    if (s.upload !== undefined && s.upload.entry.etag === meta.etag && !s.upload.deleted) {
+      s.upload.deleted = true
+      s.upload.abort.abort()
+    }
+    if (s.current?.etag === meta.etag) this.#names.dropDirty(s)
+    this.#waiters.resolve(key, (e) => e === meta.etag)
+    this.#settle(key)
   }
 
   /**
