@@ -10,7 +10,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { DEV_S3_SECRET_KEY, EMULATOR_KEY, type Config } from './schema.js'
-import { isLoopback } from './parse.js'
+import { isBooleanWord, isLoopback, parseClusterSecret } from './parse.js'
 import {
   AUTO_CAPACITY_FRACTION,
   AUTO_DIRTY_FRACTION,
@@ -140,14 +140,82 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv, cwd: string 
       ? `--mode ${config.mode} (${from('mode')}) needs an upstream: set --upstream-connection-string or --upstream-account-url`
       : `set one of --upstream-connection-string (${from('upstreamConnectionString')}) and --upstream-account-url (${from('upstreamAccountUrl')}), not both`)
   }
+  const clusterSecret = checkCluster(config, from, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   const dirtyLimit = config.dirtyLimit === 'auto' ? Math.max(1, Math.floor((capacity as number) * AUTO_DIRTY_FRACTION)) : config.dirtyLimit
+  const { clusterSecretFile: _file, clusterSecret: _secret, ...rest } = config
   return {
-    ...config,
+    ...rest,
+    ...(clusterSecret === undefined ? {} : { clusterSecret }),
     capacity: capacity as number,
     ...(config.capacity === 'auto' ? { capacityAuto: true } : {}),
     dirtyLimit,
     ...(config.dirtyLimit === 'auto' ? { dirtyLimitAuto: true } : {})
+  }
+}
+
+/** Largest cluster secret file read; a secret is at most 4096 characters. */
+const MAX_SECRET_FILE_BYTES = 16 * 1024
+
+/**
+ * The cluster settings checked together: a node is clustered when --peers, --peers-file or
+ * --peers-dns is set; it then needs exactly one of them and a cluster secret. Reads
+ * --cluster-secret-file and returns the secret (from it or from --cluster-secret).
+ */
+function checkCluster (config: RawConfig, from: (key: keyof RawConfig) => string, problems: string[]): string | undefined {
+  let secret = config.clusterSecret
+  let secretProblem = false
+  if (config.clusterSecretFile !== undefined) {
+    const file = config.clusterSecretFile
+    const where = `--cluster-secret-file ${JSON.stringify(file)} (${from('clusterSecretFile')})`
+    if (secret !== undefined) {
+      problems.push(`set one of --cluster-secret (${from('clusterSecret')}) and --cluster-secret-file (${from('clusterSecretFile')}), not both`)
+    } else {
+      try {
+        secret = parseClusterSecret(readSecretFile(file).replace(/[\r\n]+$/, ''))
+      } catch (err) {
+        secretProblem = true
+        const e = err as NodeJS.ErrnoException
+        // Messages of the parser never quote the secret; those of fs name the file only.
+        problems.push(e.code !== undefined ? `cannot read ${where}: ${e.message}` : `invalid cluster secret in ${where}: ${e.message}`)
+      }
+    }
+  }
+  const sources = [
+    config.peers.length > 0 ? `--peers (${from('peers')})` : undefined,
+    config.peersFile !== undefined ? `--peers-file (${from('peersFile')})` : undefined,
+    config.peersDns !== undefined ? `--peers-dns (${from('peersDns')})` : undefined
+  ].filter((s): s is string => s !== undefined)
+  if (sources.length > 1) problems.push(`set one of ${sources.slice(0, -1).join(', ')} and ${sources[sources.length - 1]!}, not more than one`)
+  if (sources.length > 0 && secret === undefined && !secretProblem) {
+    problems.push(
+      `${sources[0]!} makes this node part of a cluster, which needs a cluster secret: set --cluster-secret-file ` +
+      `(${envName('cluster-secret-file')}) or --cluster-secret (${envName('cluster-secret')}) to the same secret on every node, ` +
+      'at least 16 characters (e.g. openssl rand -base64 32)')
+  }
+  if (config.probeTimeoutMs <= config.probeIntervalMs) {
+    problems.push(
+      `--probe-timeout ${config.probeTimeoutMs}ms (${from('probeTimeoutMs')}) must be longer than ` +
+      `--probe-interval ${config.probeIntervalMs}ms (${from('probeIntervalMs')})`)
+  }
+  return secret
+}
+
+/** At most MAX_SECRET_FILE_BYTES of a file (a device or a pipe must not stall start-up for ever). */
+function readSecretFile (file: string): string {
+  const fd = fs.openSync(file, 'r')
+  try {
+    const buf = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1)
+    let n = 0
+    while (n < buf.length) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, null)
+      if (got === 0) break
+      n += got
+    }
+    if (n > MAX_SECRET_FILE_BYTES) throw new Error(`the file is larger than ${MAX_SECRET_FILE_BYTES / 1024} KiB; it must hold the secret only`)
+    return buf.subarray(0, n).toString('utf8')
+  } finally {
+    fs.closeSync(fd)
   }
 }
 
@@ -182,6 +250,9 @@ function parseArgv (argv: string[], problems: string[]): ParsedArgv {
     let text: string
     if (eq !== -1) {
       text = arg.slice(eq + 1)
+    } else if (setting?.kind === 'boolean') {
+      // `--flag` alone is true; `--flag false` takes the next argument only when it is a boolean word.
+      text = i + 1 < argv.length && isBooleanWord(argv[i + 1]!) ? argv[++i]! : 'true'
     } else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) {
       text = argv[++i]!
     } else {
@@ -223,8 +294,14 @@ function readConfigFile (file: string, via: string, problems: string[]): RawValu
       values.push({ setting, text: String(value), source, ctx })
     } else if (typeof value === 'string') {
       values.push({ setting, text: value, source, ctx })
+    } else if (typeof value === 'boolean' && setting.kind === 'boolean') {
+      values.push({ setting, text: String(value), source, ctx })
+    } else if (Array.isArray(value) && setting.kind === 'list') {
+      if (value.every((v): v is string => typeof v === 'string' && !v.includes(','))) values.push({ setting, text: value.join(','), source, ctx })
+      else problems.push(`invalid ${settingName(setting)} (from ${source}): an array here must hold strings without commas`)
     } else {
-      problems.push(`invalid ${settingName(setting)} (from ${source}): must be a string or a number, not ${value === null ? 'null' : typeof value}`)
+      const allowed = setting.kind === 'boolean' ? 'true, false or a string' : setting.kind === 'list' ? 'an array of strings or a comma-separated string' : 'a string or a number'
+      problems.push(`invalid ${settingName(setting)} (from ${source}): must be ${allowed}, not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`)
     }
   }
   return values

@@ -216,3 +216,101 @@ export function parseLayoutSpec (text: string): string {
   }
   return spec
 }
+
+const TRUE_WORDS = ['true', 'yes', 'on', '1']
+const FALSE_WORDS = ['false', 'no', 'off', '0']
+
+/** true/false, yes/no, on/off, 1/0 (case-insensitive). */
+export function parseBoolean (text: string): boolean {
+  const word = text.trim().toLowerCase()
+  if (TRUE_WORDS.includes(word)) return true
+  if (FALSE_WORDS.includes(word)) return false
+  throw new Error('must be true or false (also yes/no, on/off, 1/0)')
+}
+
+/** True when `text` is one of the words `parseBoolean` accepts. */
+export function isBooleanWord (text: string): boolean {
+  const word = text.trim().toLowerCase()
+  return TRUE_WORDS.includes(word) || FALSE_WORDS.includes(word)
+}
+
+/** A node id: 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit. */
+export function parseNodeId (text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text)) throw new Error('must be 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit')
+  return text
+}
+
+/**
+ * A peer address `host:port`: an IPv4 address, a host name or an IPv6 address in
+ * brackets (`[fd00::1]:10102`), and a port 1-65535. Returned normalized (host lowercased).
+ */
+export function parsePeerAddress (text: string): string {
+  const entry = text.trim()
+  const m = /^(\[[^\]]*\]|[^:[\]]+):(\d{1,5})$/.exec(entry)
+  if (m === null) {
+    throw new Error(`${JSON.stringify(entry)} is not host:port (IPv6 addresses in brackets: [fd00::1]:10102)`)
+  }
+  const [, rawHost, portText] = m
+  const port = Number(portText)
+  if (port < 1 || port > 65535) throw new Error(`${JSON.stringify(entry)} has port ${portText}: must be 1-65535`)
+  const bracketed = rawHost!.startsWith('[')
+  let host: string
+  try {
+    host = parseHost(rawHost!)
+  } catch {
+    throw new Error(`${JSON.stringify(entry)} has an invalid host: must be an IP address (IPv6 in brackets) or a host name`)
+  }
+  if (bracketed && isIP(host) !== 6) throw new Error(`${JSON.stringify(entry)}: only IPv6 addresses go in brackets`)
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+}
+
+/** Comma-separated peer addresses (`host:port,…`), each listed once; an empty text is no peers. */
+export function parsePeerList (text: string): string[] {
+  if (text.trim() === '') return []
+  const peers: string[] = []
+  for (const part of text.split(',')) {
+    if (part.trim() === '') throw new Error('has an empty entry: must be host:port entries separated by commas')
+    const peer = parsePeerAddress(part)
+    if (peers.includes(peer)) throw new Error(`lists ${peer} more than once`)
+    peers.push(peer)
+  }
+  return peers
+}
+
+/** `NAME:PORT`: a DNS name (e.g. a Kubernetes headless Service) and the peer port its addresses listen on. */
+export function parsePeersDns (text: string): string {
+  const m = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(text)
+  const port = m === null ? 0 : Number(m[2])
+  if (m === null || port < 1 || port > 65535) throw new Error('must be NAME:PORT, e.g. ckptcache-peers.default.svc.cluster.local:10102 (port 1-65535)')
+  let host: string
+  try {
+    host = parseHost(m[1]!)
+  } catch {
+    throw new Error(`${JSON.stringify(m[1])} is not a DNS name`)
+  }
+  if (isIP(host) !== 0) throw new Error(`${JSON.stringify(m[1])} is an address, not a DNS name: list fixed addresses with --peers`)
+  return `${host}:${port}`
+}
+
+/** Minimum length of the cluster secret. */
+export const MIN_CLUSTER_SECRET_LENGTH = 16
+
+/** The shared secret peer requests are signed with: 16-4096 characters, no control characters. */
+export function parseClusterSecret (text: string): string {
+  if (text.length < MIN_CLUSTER_SECRET_LENGTH) throw new Error(`must be at least ${MIN_CLUSTER_SECRET_LENGTH} characters (e.g. openssl rand -base64 32)`)
+  if (text.length > 4096) throw new Error('must be at most 4096 characters')
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(text)) throw new Error('must not contain control characters or line breaks')
+  return text
+}
+
+/** Copies of each object: 1-16. */
+export function parseReplicas (text: string): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1 || Number(text) > 16) throw new Error('must be a whole number from 1 to 16')
+  return Number(text)
+}
+
+/** A rate in bytes per second: a size, optionally followed by `/s` (`256MiB`, `1GB/s`). */
+export function parseRate (text: string): number {
+  return parseSize(text.replace(/\/s\s*$/i, ''))
+}

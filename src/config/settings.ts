@@ -26,10 +26,25 @@ import {
   parseLayoutSpec,
   parseNonNegativeInt,
   parseUrl,
+  parseBoolean,
+  parseClusterSecret,
+  parseNodeId,
+  parsePeerList,
+  parsePeersDns,
+  parseRate,
+  parseReplicas,
 } from './parse.js'
 
-/** Config as read, before `capacity: 'auto'` is resolved against the data dir's filesystem. */
-export type RawConfig = Omit<Config, 'capacity' | 'capacityAuto' | 'dirtyLimit' | 'dirtyLimitAuto'> & { capacity: number | 'auto', dirtyLimit: number | 'auto' }
+/**
+ * Config as read, before `capacity: 'auto'` is resolved against the data dir's filesystem and
+ * before `clusterSecretFile` (a setting that is no `Config` key) is read into `clusterSecret`.
+ */
+export type RawConfig = Omit<Config, 'capacity' | 'capacityAuto' | 'dirtyLimit' | 'dirtyLimitAuto'> & {
+  capacity: number | 'auto'
+  dirtyLimit: number | 'auto'
+  /** A file holding the cluster secret; `load.ts` reads it into `clusterSecret`. */
+  clusterSecretFile?: string
+}
 
 /** Where relative paths resolve and where the default data dir comes from. */
 export interface ParseContext {
@@ -45,6 +60,11 @@ interface SettingOf<K extends keyof RawConfig> {
   arg?: string
   /** Keys and other secrets are never echoed in error messages. */
   secret?: boolean
+  /**
+   * `boolean`: the flag alone means true (`--flag`, `--flag=false`, `--flag no`), and a config
+   * file may give true/false. `list`: a config file may give a JSON array of strings.
+   */
+  kind?: 'boolean' | 'list'
   parse: (text: string, ctx: ParseContext) => RawConfig[K]
   /** Default, given the environment (only `dataDir` looks at it). */
   default: (env: NodeJS.ProcessEnv, cwd: string) => RawConfig[K]
@@ -64,6 +84,15 @@ export const AUTO_DIRTY_FRACTION = 0.5
 export const AUTO_CAPACITY_FRACTION = 0.9
 export const DEFAULT_STAGED_BLOCK_MAX_AGE_MS = 7 * 86_400_000
 export const DEFAULT_MAX_REQUESTS = 1024
+export const ACK_MODES = ['all', 'local'] as const
+/** Next to the admin port (10100); the client ports default to 10000 and 9000. */
+export const DEFAULT_PEER_PORT = 10102
+export const DEFAULT_REPLICAS = 2
+export const DEFAULT_PROBE_INTERVAL_MS = 1000
+export const DEFAULT_PROBE_TIMEOUT_MS = 5000
+export const DEFAULT_REFILL_GRACE_MS = 60_000
+export const DEFAULT_REFILL_RATE = 256 * 2 ** 20
+export const DEFAULT_REPLAY_WINDOW_MS = 60_000
 
 function parsePath (text: string, ctx: ParseContext): string {
   if (text.trim() === '') throw new Error('must not be empty')
@@ -314,6 +343,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'markerPatterns',
     flag: 'marker-patterns',
     arg: 'GLOBS',
+    kind: 'list',
     parse: parseGlobList,
     default: () => [...DEFAULT_MARKER_PATTERNS],
     defaultText: DEFAULT_MARKER_PATTERNS.join(','),
@@ -327,6 +357,157 @@ export const SETTINGS: readonly Setting[] = [
     default: () => 600_000,
     defaultText: '10m',
     help: ['A clean cached object read longer than this after its last check is', 'checked against the upstream etag; 0: never.'],
+  },
+  {
+    key: 'nodeId',
+    flag: 'node-id',
+    arg: 'ID',
+    parse: parseNodeId,
+    default: () => undefined,
+    defaultText: 'generated once and kept in DATA_DIR/node-id',
+    help: ['Stable id of this node in the cluster: 1-64 characters of A-Z a-z', '0-9 . _ -, starting with a letter or digit (e.g. the host name).'],
+  },
+  {
+    key: 'peerHost',
+    flag: 'peer-host',
+    arg: 'ADDR',
+    parse: parseHost,
+    default: () => '127.0.0.1',
+    defaultText: '127.0.0.1',
+    help: ['Address the peer API binds to: the interface the other nodes reach', 'this one on (e.g. the pod IP). Used only when the node has peers.'],
+  },
+  {
+    key: 'peerPort',
+    flag: 'peer-port',
+    arg: 'PORT',
+    parse: parsePort,
+    default: () => DEFAULT_PEER_PORT,
+    defaultText: String(DEFAULT_PEER_PORT),
+    help: ['Port of the peer API (node-to-node traffic, signed with the cluster', 'secret); listened on only when the node has peers.'],
+  },
+  {
+    key: 'peers',
+    flag: 'peers',
+    arg: 'HOST:PORT,...',
+    kind: 'list',
+    parse: parsePeerList,
+    default: () => [],
+    defaultText: 'none (a single node)',
+    help: [
+      'Static cluster membership: the peer API address of every node, this',
+      'one\'s may be among them. IPv6 addresses in brackets: [fd00::1]:10102.',
+      'One of --peers, --peers-file and --peers-dns makes the node clustered.',
+    ],
+  },
+  {
+    key: 'peersFile',
+    flag: 'peers-file',
+    arg: 'PATH',
+    parse: parsePath,
+    default: () => undefined,
+    defaultText: 'none',
+    help: ['A file with one HOST:PORT per line, read again on every membership', 'refresh (edit it to add or remove nodes without a restart).'],
+  },
+  {
+    key: 'peersDns',
+    flag: 'peers-dns',
+    arg: 'NAME:PORT',
+    parse: parsePeersDns,
+    default: () => undefined,
+    defaultText: 'none',
+    help: ['Peers are the addresses NAME resolves to (a Kubernetes headless', 'Service), each on PORT; resolved again periodically.'],
+  },
+  {
+    key: 'clusterSecret',
+    flag: 'cluster-secret',
+    arg: 'SECRET',
+    secret: true,
+    parse: parseClusterSecret,
+    default: () => undefined,
+    defaultText: 'none (required with peers)',
+    help: ['Shared secret every peer request is signed with (HMAC-SHA256); the', 'same on every node, at least 16 characters (openssl rand -base64 32).'],
+  },
+  {
+    key: 'clusterSecretFile',
+    flag: 'cluster-secret-file',
+    arg: 'PATH',
+    parse: parsePath,
+    default: () => undefined,
+    defaultText: 'none',
+    help: ['Read the cluster secret from this file at start-up (a trailing newline', 'is dropped), e.g. a mounted Kubernetes Secret.'],
+  },
+  {
+    key: 'replicas',
+    flag: 'replicas',
+    arg: 'N',
+    parse: parseReplicas,
+    default: () => DEFAULT_REPLICAS,
+    defaultText: String(DEFAULT_REPLICAS),
+    help: ['Copies of each object in the cluster, the writing node\'s included', '(1-16). A single node keeps one.'],
+  },
+  {
+    key: 'ack',
+    flag: 'ack',
+    arg: 'all|local',
+    parse: parseChoice(ACK_MODES),
+    default: () => 'all',
+    defaultText: 'all',
+    help: ['all: a write is acknowledged once every copy is durable; local: once', 'the local copy is (the others follow, and are lost if this node dies', 'first).'],
+  },
+  {
+    key: 'probeIntervalMs',
+    flag: 'probe-interval',
+    arg: 'DURATION',
+    parse: parseDuration,
+    default: () => DEFAULT_PROBE_INTERVAL_MS,
+    defaultText: '1s',
+    help: ['How often each peer is probed.'],
+  },
+  {
+    key: 'probeTimeoutMs',
+    flag: 'probe-timeout',
+    arg: 'DURATION',
+    parse: parseDuration,
+    default: () => DEFAULT_PROBE_TIMEOUT_MS,
+    defaultText: '5s',
+    help: ['A peer whose probes have failed for this long is down in this node\'s', 'view. Must be longer than --probe-interval.'],
+  },
+  {
+    key: 'refillGraceMs',
+    flag: 'refill-grace',
+    arg: 'DURATION',
+    parse: parseDuration,
+    default: () => DEFAULT_REFILL_GRACE_MS,
+    defaultText: '60s',
+    help: ['A peer down this long has the copies it held made again on the', 'surviving nodes (a restart within it costs no copying).'],
+  },
+  {
+    key: 'refillRate',
+    flag: 'refill-rate',
+    arg: 'SIZE',
+    parse: parseRate,
+    default: () => DEFAULT_REFILL_RATE,
+    defaultText: '256MiB (per second)',
+    help: ['Bytes per second this node sends at most when it makes copies again', 'after a node loss (256MiB and 256MiB/s are the same).'],
+  },
+  {
+    key: 'peerReadCache',
+    flag: 'peer-read-cache',
+    arg: '[true|false]',
+    kind: 'boolean',
+    parse: parseBoolean,
+    default: () => false,
+    defaultText: 'false',
+    help: ['Keep a clean local copy of an object read from a peer (uses local', 'capacity; evicted like any clean object).'],
+  },
+  {
+    key: 'replayWindowMs',
+    flag: 'replay-window',
+    arg: 'DURATION',
+    parse: parseDuration,
+    default: () => DEFAULT_REPLAY_WINDOW_MS,
+    defaultText: '60s',
+    help: ['Peer requests signed longer ago, or further ahead, than this are', 'refused; nonces are remembered this long. Allows for clock skew.'],
   },
   {
     key: 'logLevel',
