@@ -1,14 +1,14 @@
 /**
- * The `ckptcache` command: `serve` (default), `flush`, `status`, `help` /
- * `--help`, `--version`. `serve` loads the config, starts the node, logs one
- * ready line, prints ready-to-paste connection strings and drains on
- * SIGTERM / SIGINT. `flush` and `status` ask a running node's admin API
- * (src/cli/flush.ts, src/cli/status.ts).
+ * The `ckptcache` command: `serve` (default), `flush`, `drain`, `status`,
+ * `help` / `--help`, `--version`. `serve` loads the config, starts the node,
+ * logs one ready line, prints ready-to-paste connection strings and drains on
+ * SIGTERM / SIGINT. `flush`, `drain` and `status` ask a running node's admin
+ * API (src/cli/flush.ts, src/cli/drain.ts, src/cli/status.ts).
  *
  * Exit status of serve: 0 stopped cleanly, 1 failed to start or to stop,
- * 2 invalid configuration or command line. flush and status: 0 done,
- * 1 admin API unreachable or failed, 2 usage error; flush without --wait
- * exits 3 while the flush is still going.
+ * 2 invalid configuration or command line. flush, drain and status: 0 done,
+ * 1 admin API unreachable or failed, 2 usage error; flush and drain without
+ * --wait exit 3 while they are still going.
  */
 
 import fs from 'node:fs'
@@ -29,24 +29,26 @@ async function main (args: string[]): Promise<void> {
     process.stdout.write(`${version()}\n`)
   } else if (command === 'serve') {
     await serve(rest)
-  } else if (command === 'flush' || command === 'status') {
+  } else if (command === 'flush' || command === 'drain' || command === 'status') {
     await adminCommand(command, rest)
   } else if (command === undefined || command.startsWith('-')) {
     await serve(args)
   } else {
-    fail(EXIT_USAGE, `unknown command ${JSON.stringify(command)} (commands: serve, flush, status, help); see ckptcache --help`)
+    fail(EXIT_USAGE, `unknown command ${JSON.stringify(command)} (commands: serve, flush, drain, status, help); see ckptcache --help`)
   }
 }
 
-/** `flush` and `status` talk to a running node's admin API; their modules own their exit status. */
-async function adminCommand (command: 'flush' | 'status', args: string[]): Promise<void> {
+/** `flush`, `drain` and `status` talk to a running node's admin API; their modules own their exit status. */
+async function adminCommand (command: 'flush' | 'drain' | 'status', args: string[]): Promise<void> {
   // Output piped into a reader that quits early (`| head -1`) must not end the command with a stack trace.
   process.stdout.on('error', () => {})
   process.stderr.on('error', () => {})
   const io = { stdout: process.stdout, stderr: process.stderr }
   const status = command === 'flush'
     ? await (await import('./cli/flush.js')).flushCommand(args, process.env, io)
-    : await (await import('./cli/status.js')).statusCommand(args, process.env, io)
+    : command === 'drain'
+      ? await (await import('./cli/drain.js')).drainCommand(args, process.env, io)
+      : await (await import('./cli/status.js')).statusCommand(args, process.env, io)
   process.exit(status)
 }
 

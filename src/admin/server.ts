@@ -5,11 +5,14 @@
  *   GET  /metrics   Prometheus text format 0.0.4: the node's registry plus store gauges
  *   GET  /healthz   200 `ok` while the process serves
  *   GET  /readyz    200 once the node is ready for clients, else 503
- *   GET  /status    JSON { mode, store, writeback }
+ *   GET  /status    JSON { mode, store, writeback, cluster? } (`cluster` on a clustered node)
  *   POST /flush?prefix=CONTAINER[/PREFIX]
  *                   waits until everything dirty under the prefix (all when
  *                   absent) is clean upstream, streaming NDJSON progress lines
  *                   (`FlushProgressLine`) and a last line with `done: true`
+ *   POST /drain     marks the node draining and hands what only it holds to
+ *                   its peers, streaming NDJSON `DrainProgressLine`s the same
+ *                   way; 409 on a node without a cluster
  *
  * There is no authentication: anyone who can connect may read the metrics
  * and start a flush. The port binds loopback by default and must never be
@@ -22,6 +25,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
+import type { ClusterStatus, DrainHandle, DrainProgress } from '../cluster/types.js'
 import { isCacheError } from '../errors.js'
 import { closeServer } from '../frontends/shared/http-app.js'
 import type { StoreStats } from '../store/local-store.js'
@@ -32,6 +36,17 @@ import { RateEstimator, withRate, type FlushProgressLine } from './progress.js'
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
 export const CACHE_ONLY_FLUSH_ERROR = 'cache-only mode has no upstream to flush to'
+export const NO_CLUSTER_DRAIN_ERROR = 'this node is not part of a cluster (no --peers, --peers-file or --peers-dns): there are no peers to drain to'
+
+/** One NDJSON line of `POST /drain`: the progress, the rate at which bytes reach peers and an ETA. */
+export interface DrainProgressLine extends DrainProgress {
+  /** Bytes per second handed to peers over the last few seconds; 0 before anything moved. */
+  rateBytesPerS: number
+  /** Seconds until done at that rate: 0 when done, null while there is no rate to go by. */
+  etaS: number | null
+  /** Set on a last line when the drain failed or the gateway stopped before it finished. */
+  error?: string
+}
 
 const DEFAULT_FLUSH_INTERVAL_MS = 500
 /** Requests still open this long after close() began are cut. */
@@ -47,14 +62,18 @@ export interface AdminDeps {
   storeStats: () => StoreStats
   ready: () => boolean
   log: FastifyBaseLogger
-  /** Milliseconds between flush progress lines; 500 unless a test wants them faster. */
+  /** Milliseconds between flush and drain progress lines; 500 unless a test wants them faster. */
   flushIntervalMs?: number
+  /** Starts (or returns the drain already under way of) a clustered node; absent on a single node. */
+  drain?: () => DrainHandle
+  /** The cluster as this node sees it; absent on a single node. */
+  cluster?: () => ClusterStatus
 }
 
 export interface AdminServer {
   /** Resolves with the port listened on (the real one when `port` is 0). */
   listen (host: string, port: number): Promise<number>
-  /** Ends open flush streams with a last line saying so, then stops once requests in flight finish. */
+  /** Ends open flush and drain streams with a last line saying so, then stops once requests in flight finish. */
   close (): Promise<void>
 }
 
@@ -63,7 +82,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void
 export function createAdminServer (deps: AdminDeps): AdminServer {
   registerStoreGauges(deps.metrics, deps.storeStats)
   const flushInterval = deps.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS
-  /** Open flush streams, each with the function that ends it early. */
+  /** Open progress streams (flush, drain), each with the function that ends it early. */
   const streams = new Map<ServerResponse, (error: string) => void>()
 
   const routes = new Map<string, { method: string, handle: Handler }>([
@@ -80,10 +99,12 @@ export function createAdminServer (deps: AdminDeps): AdminServer {
       method: 'GET',
       handle: (_req, res) => {
         const writeback = deps.writeback?.status() ?? null
-        sendJson(res, 200, { mode: writeback?.mode ?? 'cache-only', store: deps.storeStats(), writeback })
+        const cluster = deps.cluster?.()
+        sendJson(res, 200, { mode: writeback?.mode ?? 'cache-only', store: deps.storeStats(), writeback, ...(cluster === undefined ? {} : { cluster }) })
       }
     }],
-    ['/flush', { method: 'POST', handle: (_req, res, url) => { startFlush(res, url) } }]
+    ['/flush', { method: 'POST', handle: (_req, res, url) => { startFlush(res, url) } }],
+    ['/drain', { method: 'POST', handle: (_req, res, url) => { startDrain(res, url) } }]
   ])
 
   const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
@@ -149,14 +170,61 @@ export function createAdminServer (deps: AdminDeps): AdminServer {
     streamFlush(res, handle, target)
   }
 
+  function startDrain (res: ServerResponse, url: URL): void {
+    if (deps.drain === undefined) {
+      sendJson(res, 409, { error: NO_CLUSTER_DRAIN_ERROR })
+      return
+    }
+    const param = [...url.searchParams.keys()][0]
+    if (param !== undefined) {
+      sendJson(res, 400, { error: `unknown parameter ${JSON.stringify(param)} (POST /drain takes none)` })
+      return
+    }
+    let handle: DrainHandle
+    try {
+      handle = deps.drain()
+    } catch (err) {
+      // E.g. no other node is live to take the copies.
+      if (isCacheError(err, 'CC_ERR_PEER_UNAVAILABLE')) {
+        sendJson(res, 503, { error: err.message })
+        return
+      }
+      throw err
+    }
+    streamProgress(res, handle, {
+      what: 'drain',
+      movedBytes: (p) => p.handedBytes,
+      line: (p, rate) => drainLine(p, rate),
+      logFields: {}
+    })
+  }
+
   function streamFlush (res: ServerResponse, handle: FlushHandle, target: { container?: string, prefix?: string }): void {
+    streamProgress(res, handle, {
+      what: 'flush',
+      movedBytes: (p) => p.cleanBytes,
+      line: (p, rate): FlushProgressLine => withRate(p, rate),
+      logFields: target
+    })
+  }
+
+  /**
+   * Streams a long operation's progress as NDJSON: a line at once, one per interval while the
+   * client keeps up (a slow reader gets fewer lines, not a growing buffer), and a last line with
+   * `done: true`, or `done: false` and `error` when it failed or the server is closing.
+   */
+  function streamProgress<P extends { done: boolean, startedMs: number }, L extends { error?: string }> (
+    res: ServerResponse,
+    handle: { progress: () => P, readonly done: Promise<void> },
+    how: { what: string, movedBytes: (p: P) => number, line: (p: P, rateBytesPerS: number) => L, logFields: object }
+  ): void {
     res.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
     const first = handle.progress()
     const rate = new RateEstimator(first.startedMs)
     const line = (last?: { done: boolean, error?: string }): string => {
       let p = handle.progress()
       if (last !== undefined) p = { ...p, done: last.done }
-      const out: FlushProgressLine = withRate(p, rate.sample(Date.now(), p.cleanBytes))
+      const out = how.line(p, rate.sample(Date.now(), how.movedBytes(p)))
       if (last?.error !== undefined) out.error = last.error
       return JSON.stringify(out) + '\n'
     }
@@ -183,10 +251,10 @@ export function createAdminServer (deps: AdminDeps): AdminServer {
     res.on('close', () => {
       if (finished) return
       stop()
-      deps.log.debug({ ...target }, 'flush progress stream closed by the client')
+      deps.log.debug({ ...how.logFields }, `${how.what} progress stream closed by the client`)
     })
     handle.done.then(() => { finish({ done: true }) }, (err: unknown) => {
-      deps.log.warn({ err, ...target }, 'flush failed')
+      deps.log.warn({ err, ...how.logFields }, `${how.what} failed`)
       finish({ done: false, error: err instanceof Error ? err.message : String(err) })
     })
     tick()
@@ -209,6 +277,15 @@ export function createAdminServer (deps: AdminDeps): AdminServer {
       })
     }
   }
+}
+
+/** A drain progress line with rate and ETA (over the bytes still to hand over). */
+export function drainLine (p: DrainProgress, rateBytesPerS: number): DrainProgressLine {
+  const remaining = Math.max(0, p.bytes - p.handedBytes)
+  let etaS: number | null = null
+  if (p.done || remaining === 0) etaS = 0
+  else if (rateBytesPerS > 0) etaS = Math.ceil(remaining / rateBytesPerS)
+  return { ...p, rateBytesPerS: Math.round(rateBytesPerS), etaS }
 }
 
 /** `ckptcache_store_*` gauges, read from the store when scraped. */

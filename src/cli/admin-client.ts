@@ -1,7 +1,8 @@
 /**
- * What the `flush` and `status` commands share: their flag parsing, the
- * admin API address (`--admin URL`, else the loopback admin port), HTTP
- * requests to it, and the errors that decide the exit status.
+ * What the `flush`, `drain` and `status` commands share: their flag parsing,
+ * the admin API address (`--admin URL`, else the loopback admin port), HTTP
+ * requests to it, NDJSON progress lines, and the errors that decide the exit
+ * status.
  */
 
 import http, { type IncomingMessage } from 'node:http'
@@ -71,10 +72,22 @@ export function parseFlags (command: string, args: readonly string[], spec: Flag
 
 /**
  * The admin API's base URL: `--admin` when given, else `http://127.0.0.1:PORT` with PORT from
- * the admin-port environment variable (the one `serve` reads) or 10100. `env` is passed in by
- * the entry point; nothing here reads the process environment.
+ * `--admin-port` (`portFlag`, for the commands that take it), the admin-port environment
+ * variable (the one `serve` reads) or 10100. `env` is passed in by the entry point; nothing
+ * here reads the process environment.
  */
-export function adminBaseUrl (flag: string | true | undefined, env: NodeJS.ProcessEnv): URL {
+export function adminBaseUrl (flag: string | true | undefined, env: NodeJS.ProcessEnv, portFlag?: string | true): URL {
+  if (typeof portFlag === 'string') {
+    if (flag !== undefined) throw new UsageError('give --admin URL or --admin-port PORT, not both')
+    let port: number
+    try {
+      port = parsePort(portFlag)
+    } catch (err) {
+      throw new UsageError(`invalid --admin-port ${JSON.stringify(portFlag)}: ${(err as Error).message}`)
+    }
+    if (port === 0) throw new UsageError('--admin-port 0 is any free port: pass the port the gateway logged')
+    return new URL(`http://127.0.0.1:${port}/`)
+  }
   if (typeof flag === 'string') {
     let url: URL
     try {
@@ -183,6 +196,25 @@ export async function * readLines (res: IncomingMessage, base: URL): AsyncGenera
     throw new AdminError(`the connection to the admin API at ${showUrl(base)} broke off (${e.code ?? e.message})`)
   }
   if (pending.trim() !== '') yield pending
+}
+
+/**
+ * The JSON progress lines of a streamed body as they arrive; a line that is not a JSON object
+ * is an AdminError.
+ */
+export async function * readJsonLines<T> (res: IncomingMessage, base: URL): AsyncGenerator<T> {
+  for await (const text of readLines(res, base)) {
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      value = undefined
+    }
+    if (typeof value !== 'object' || value === null) {
+      throw new AdminError(`the admin API at ${showUrl(base)} sent a progress line that is not JSON: ${text.slice(0, 200)}`)
+    }
+    yield value as T
+  }
 }
 
 /**
