@@ -10,10 +10,11 @@ import { ObjectService, type ObjectTier } from './core/object-service.js'
 import { createBlobFrontend } from './frontends/blob/server.js'
 import { createS3Frontend } from './frontends/s3/server.js'
 import { FsStore } from './store/fs-store.js'
-import type { Writeback } from './upstream/types.js'
+import type { UploadGate, Writeback } from './upstream/types.js'
+import type { RunningCluster } from './cluster/start.js'
 
 export interface RunningNode {
-  ports: { blob: number, s3: number, admin: number }
+  ports: { blob: number, s3: number, admin: number, peer?: number }
   log: FastifyBaseLogger
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close (): Promise<void>
@@ -56,26 +57,40 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   const backfill = new Md5Backfill(store, (err) => log.warn({ err }, 'background Content-MD5 failed'))
   // With a cloud tier each upload computes and records the MD5 of a version that has none.
   if (!tiered) backfill.scheduleMissing()
-  const tier = tiered ? await startTier(config, store, dirtyLimit, metrics, log) : undefined
+  // Loaded only with peers: a single node carries no cluster code.
+  const clustered = config.peers.length > 0 || config.peersFile !== undefined || config.peersDns !== undefined
+  const cluster: RunningCluster | undefined = clustered
+    ? await (await import('./cluster/start.js')).createCluster(config, store, metrics.registry, log)
+    : undefined
+  const tier = tiered ? await startTier(config, store, dirtyLimit, metrics, log, cluster?.gate) : undefined
   store.watch((event) => { if (event.type === 'evict') metrics.evictions.inc() })
-  const service = new ObjectService(store, backfill, { metrics, ...(tier === undefined ? {} : { tier: tier.objectTier }) })
+  const service = new ObjectService(store, backfill, {
+    metrics,
+    ...(tier === undefined ? {} : { tier: tier.objectTier }),
+    ...(cluster === undefined ? {} : { cluster: cluster.objects })
+  })
   const blob = createBlobFrontend(service, { account: config.account, accountKey: Buffer.from(config.accountKey, 'base64'), maxRequests: config.maxRequests, metrics }, log)
   const s3 = createS3Frontend(service, { credentials: [{ accessKeyId: config.s3AccessKey, secretAccessKey: config.s3SecretKey }], maxRequests: config.maxRequests, metrics }, log)
   let ready = false
   const admin = createAdminServer({
     metrics: metrics.registry,
     ...(tier === undefined ? {} : { writeback: tier.writeback }),
+    ...(cluster === undefined ? {} : { drain: () => cluster.drain(), cluster: () => cluster.status() }),
     storeStats: () => store.stats(),
     ready: () => ready,
     log
   })
   // Whatever started is stopped again, in reverse order, when a later step fails.
-  const started: Array<() => Promise<void>> = [async () => { await backfill.close(); await tier?.close(); await store.close() }]
+  const started: Array<() => Promise<void>> = [async () => { await backfill.close(); await cluster?.close(); await tier?.close(); await store.close() }]
   const stopAll = async (): Promise<void> => {
     for (const stop of started.reverse()) await stop()
   }
-  const ports = { blob: 0, s3: 0, admin: 0 }
+  const ports: RunningNode['ports'] = { blob: 0, s3: 0, admin: 0 }
   try {
+    if (cluster !== undefined) {
+      ports.peer = await cluster.start(tier?.writeback)
+      log.info({ nodeId: cluster.nodeId, peerPort: ports.peer, replicas: config.replicas, ack: config.ack }, 'cluster started')
+    }
     ports.blob = await blob.listen(config.host, config.blobPort)
     started.push(() => blob.close())
     ports.s3 = await s3.listen(config.host, config.s3Port)
@@ -97,6 +112,7 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
         await Promise.all([blob.close(), s3.close()])
         await admin.close()
         await backfill.close()
+        await cluster?.close()
         await tier?.close()
         await store.close()
       })()
@@ -112,7 +128,7 @@ interface RunningTier {
 }
 
 /** The cloud tier: the Azure Blob adapter, the layout, the writeback queue and read-through. */
-async function startTier (config: Config, store: FsStore, dirtyLimit: number, metrics: NodeMetrics, log: FastifyBaseLogger): Promise<RunningTier> {
+async function startTier (config: Config, store: FsStore, dirtyLimit: number, metrics: NodeMetrics, log: FastifyBaseLogger, gate: UploadGate | undefined): Promise<RunningTier> {
   // Loaded only with a cloud tier: the Azure SDK costs a cache-only gateway ~20 MiB of memory.
   const [{ createAzureUpstream }, { createLayout }, { ReadThroughCache }, { listUpstream }, { WritebackQueue }] = await Promise.all([
     import('./upstream/azure-upstream.js'),
@@ -143,7 +159,8 @@ async function startTier (config: Config, store: FsStore, dirtyLimit: number, me
     concurrency: config.writebackConcurrency,
     markerPatterns: config.markerPatterns,
     metrics,
-    log
+    log,
+    ...(gate === undefined ? {} : { gate })
   })
   await writeback.start()
   const readThrough = new ReadThroughCache({

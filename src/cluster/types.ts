@@ -104,8 +104,13 @@ export type CheckVerdict = 'current' | 'stale' | 'unknown'
 export interface PeerRpc {
   /** The local copy's meta, or (no copy) the holders this node knows of from a location record. */
   head (a: { container: string, name: string }): Promise<{ meta?: WireMeta, holders?: string[] }>
-  /** `drop`: remove the local copy (version `etag` only, when given), dirty or not, nothing upstream; `client`: a client delete carried out here (upstream delete recorded) and the other holders dropped. */
-  delete (a: { container: string, name: string, etag?: string, mode: 'drop' | 'client' }): Promise<{ deleted: boolean }>
+  /**
+   * `drop`: remove the local copy (version `etag` only, when given), dirty or not, nothing
+   * upstream (a stale or handed-away copy); `deleted`: the same after a client delete elsewhere
+   * (the home remembers it for returning nodes); `client`: a client delete carried out here
+   * (upstream delete recorded) and the other holders dropped.
+   */
+  delete (a: { container: string, name: string, etag?: string, mode: 'drop' | 'deleted' | 'client' }): Promise<{ deleted: boolean }>
   /** The home learns where a version lives (replicas=1, or copies added by refill). */
   locate (a: { container: string, name: string, etag: string, lastModifiedMs: number, holders: string[] }): Promise<Record<string, never>>
   /** The writeback owner uploaded version `etag`: the copy here is clean too. */

@@ -5,6 +5,7 @@ import type { ChunkObserver } from '../store/durable.js'
 import type { BlockRef, Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
 import type { ReadThrough, UpstreamProps, Writeback } from '../upstream/types.js'
 import { exclusiveStart, mergePages, upstreamMeta } from './tier-listing.js'
+import type { ObjectCluster } from './cluster-port.js'
 import type { ListQuery } from '../store/sorted-names.js'
 import { appendedChecksums, crcsToCarry, type PartCrcs } from './checksum/append-checksums.js'
 import { isCombinableCrc, type CombinableCrc } from './checksum/crc-combine.js'
@@ -130,18 +131,27 @@ export class ObjectService {
   readonly #backfill: Md5Backfill | undefined
   readonly #tier: ObjectTier | undefined
   readonly #metrics: NodeMetrics | undefined
+  readonly #cluster: ObjectCluster | undefined
 
-  constructor (store: LocalStore, backfill?: Md5Backfill, opts: { tier?: ObjectTier, metrics?: NodeMetrics } = {}) {
+  constructor (store: LocalStore, backfill?: Md5Backfill, opts: { tier?: ObjectTier, metrics?: NodeMetrics, cluster?: ObjectCluster } = {}) {
     this.store = store
     this.#backfill = backfill
     this.#tier = opts.tier
     this.#metrics = opts.metrics
+    this.#cluster = opts.cluster
   }
 
   // ---- containers ----
 
-  createContainer (name: string, metadata: UserMetadata): Promise<ContainerMeta> {
-    return this.store.createContainer(name, metadata)
+  /** Create Container / CreateBucket; in a cluster the other live nodes create it too. */
+  async createContainer (name: string, metadata: UserMetadata): Promise<ContainerMeta> {
+    const cluster = this.#cluster
+    if (cluster === undefined) return await this.store.createContainer(name, metadata)
+    // Created on another node while this one was away: it exists.
+    if (this.store.getContainer(name) === undefined && await this.#adoptFromPeers(name)) throw new CacheError('CC_ERR_CONTAINER_EXISTS')
+    const meta = await this.store.createContainer(name, metadata)
+    await cluster.containerCreated(meta)
+    return meta
   }
 
   getContainer (name: string): ContainerMeta {
@@ -177,8 +187,15 @@ export class ObjectService {
    */
   async deleteContainer (name: string, conditions?: Conditions, requireEmpty = false): Promise<void> {
     const tier = this.#tier
+    const cluster = this.#cluster
+    if (cluster !== undefined) {
+      await this.#adoptContainer(name)
+      // S3 DeleteBucket: objects other nodes hold count too.
+      if (requireEmpty && (await cluster.list(name, { maxResults: 1 }, { entries: [] })).entries.length > 0) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
+    }
     if (tier === undefined) {
       await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
+      await cluster?.containerDeleted(name)
       return
     }
     await this.#adoptContainer(name)
@@ -188,6 +205,7 @@ export class ObjectService {
       if (probe.entries.some((e) => e.kind === 'prefix' || !tier.writeback.deletePending(name, e.name))) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
     }
     await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
+    await cluster?.containerDeleted(name)
     let startAfter: string | undefined
     for (;;) {
       const page = await tier.listUpstream(name, { maxResults: 1000, ...(startAfter === undefined ? {} : { startAfter }) })
@@ -216,15 +234,18 @@ export class ObjectService {
    */
   async lookup (container: string, name: string, conditions?: Conditions, signal?: AbortSignal): Promise<ObjectMeta> {
     const tier = this.#tier
-    if (tier === undefined) return this.head(container, name, conditions)
+    if (tier === undefined && this.#cluster === undefined) return this.head(container, name, conditions)
     await this.#adoptContainer(container, signal)
+    this.getContainer(container)
     let meta = this.store.head(container, name)
     if (meta !== undefined) {
       this.#metrics?.cacheLookups.inc({ result: 'hit' })
-      if (meta.dirty !== true) meta = await tier.readThrough.revalidate(meta, signal)
+      if (meta.dirty !== true && tier !== undefined) meta = await tier.readThrough.revalidate(meta, signal)
     } else {
       this.#metrics?.cacheLookups.inc({ result: 'miss' })
-      meta = await tier.readThrough.head(container, name, signal)
+      // Local, then the nodes of the object's order, then the upstream.
+      meta = await this.#cluster?.lookup(container, name, signal)
+      if (meta === undefined && tier !== undefined) meta = await tier.readThrough.head(container, name, signal)
     }
     if (meta === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
     checkReadConditions(meta, conditions)
@@ -234,7 +255,10 @@ export class ObjectService {
   /** Opens a read of a version `lookup` returned. `range` is resolved by the caller (protocols differ on bad ranges). */
   read (meta: ObjectMeta, range?: ByteRange, signal?: AbortSignal): ReadResult {
     let body: Readable
-    if (meta.origin === 'upstream') {
+    if (meta.origin === 'peer') {
+      if (this.#cluster === undefined) throw new CacheError('CC_ERR_INTERNAL', 'a peer object without a cluster')
+      body = this.#cluster.read(meta, range, signal)
+    } else if (meta.origin === 'upstream') {
       if (this.#tier === undefined) throw new CacheError('CC_ERR_INTERNAL', 'an upstream object without a cloud tier')
       body = this.#tier.readThrough.read(meta, range, signal)
     } else {
@@ -250,9 +274,12 @@ export class ObjectService {
    */
   async list (container: string, query: ListQuery, signal?: AbortSignal): Promise<StoreListPage> {
     const tier = this.#tier
-    if (tier === undefined) return this.store.list(container, query)
+    const cluster = this.#cluster
+    if (tier === undefined && cluster === undefined) return this.store.list(container, query)
     await this.#adoptContainer(container, signal)
-    const local = this.store.list(container, query)
+    let local = this.store.list(container, query)
+    if (cluster !== undefined) local = await cluster.list(container, query, local, signal)
+    if (tier === undefined) return local
     const startAfter = exclusiveStart(query)
     const remote = await tier.listUpstream(container, {
       ...(query.prefix === undefined ? {} : { prefix: query.prefix }),
@@ -307,7 +334,7 @@ export class ObjectService {
       ...(wantMd5 ? {} : { parts: 1 })
     }, (current) => checkWriteConditions(current, p.conditions))
     if (checksums.md5 === undefined && wantMd5 && this.#tier === undefined) this.#backfill?.schedule(meta)
-    await this.#writtenThrough(meta)
+    await this.#committed(meta)
     return { meta, checksums }
   }
 
@@ -340,7 +367,7 @@ export class ObjectService {
             checksums: appendedChecksums(current, data.size, checksums.crcs ?? {})
           }
     }, (current) => checkWriteConditions(current, p.conditions))
-    await this.#writtenThrough(meta)
+    await this.#committed(meta)
     return { meta, checksums }
   }
 
@@ -366,7 +393,7 @@ export class ObjectService {
     const meta = await this.store.commitBlocks(p.container, p.name, p.blocks,
       { content: p.content, metadata: p.metadata, checksums: p.checksums ?? {}, ...(p.etag === undefined ? {} : { etag: p.etag }) },
       (current) => checkWriteConditions(current, p.conditions))
-    await this.#writtenThrough(meta)
+    await this.#committed(meta)
     return meta
   }
 
@@ -381,7 +408,7 @@ export class ObjectService {
     /** Writer-supplied version tag (S3 keeps a copy's MD5 ETag); default: a new unique tag. */
     etag?: string
   }): Promise<ObjectMeta> {
-    if (p.source.origin === 'upstream') return await this.#copyFromUpstream(p)
+    if (p.source.origin !== undefined) return await this.#copyFromElsewhere(p)
     await this.#writable(p.container, p.source.size)
     const meta = await this.store.copyObject(p.source, p.container, p.name, {
       content: p.content ?? p.source.content,
@@ -389,7 +416,7 @@ export class ObjectService {
       checksums: p.source.checksums,
       ...(p.etag === undefined ? {} : { etag: p.etag })
     }, (current) => checkWriteConditions(current, p.conditions))
-    await this.#writtenThrough(meta)
+    await this.#committed(meta)
     return meta
   }
 
@@ -399,7 +426,7 @@ export class ObjectService {
       if (current === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
       checkWriteConditions(current, conditions)
     })
-    await this.#writtenThrough(meta)
+    await this.#committed(meta)
     return meta
   }
 
@@ -412,6 +439,15 @@ export class ObjectService {
     await this.#adoptContainer(container)
     this.getContainer(container)
     const tier = this.#tier
+    const cluster = this.#cluster
+    if (cluster !== undefined && this.store.head(container, name) === undefined) {
+      const remote = await cluster.lookup(container, name)
+      if (remote !== undefined && this.store.head(container, name) === undefined) {
+        checkWriteConditions(remote, conditions)
+        await cluster.deleteRemote(remote)
+        return remote
+      }
+    }
     // A few rounds: another writer may replace the upstream version between its head and the delete.
     for (let round = 0; tier !== undefined && round < 3 && this.store.head(container, name) === undefined; round++) {
       const remote = await tier.readThrough.head(container, name)
@@ -425,10 +461,12 @@ export class ObjectService {
         return remote
       }
     }
-    return await this.store.deleteObject(container, name, (current) => {
+    const deleted = await this.store.deleteObject(container, name, (current) => {
       if (current === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
       checkWriteConditions(current, conditions)
     })
+    await cluster?.deleted(deleted)
+    return deleted
   }
 
   dropStagedBlocks (container: string, name: string): Promise<void> {
@@ -437,8 +475,8 @@ export class ObjectService {
 
   // ---- internals ----
 
-  /** A copy whose source is not cached: its bytes come through the read-through fill (which caches the source too). */
-  async #copyFromUpstream (p: { source: ObjectMeta, container: string, name: string, content?: ContentHeaders, metadata?: UserMetadata, conditions?: Conditions, etag?: string }): Promise<ObjectMeta> {
+  /** A copy whose source is not held here: its bytes come from a peer or through the read-through fill (which caches the source too). */
+  async #copyFromElsewhere (p: { source: ObjectMeta, container: string, name: string, content?: ContentHeaders, metadata?: UserMetadata, conditions?: Conditions, etag?: string }): Promise<ObjectMeta> {
     const { meta } = await this.putObject({
       container: p.container,
       name: p.name,
@@ -455,16 +493,17 @@ export class ObjectService {
 
   /** Before a write: the container exists (adopted from the upstream after a wiped cache), and the dirty limit admits `bytes` more. */
   async #writable (container: string, bytes: number): Promise<void> {
-    if (this.#tier === undefined) {
-      this.getContainer(container)
-      return
-    }
     await this.#adoptContainer(container)
-    this.#tier.writeback.admit(bytes)
+    this.getContainer(container)
+    this.#tier?.writeback.admit(bytes)
   }
 
-  /** Writethrough: the acknowledgement waits until the version is committed upstream. */
-  async #writtenThrough (meta: ObjectMeta): Promise<void> {
+  /**
+   * After a commit, before the acknowledgement: the cluster places the other copies (ack=all
+   * waits for them), and writethrough waits until the version is committed upstream.
+   */
+  async #committed (meta: ObjectMeta): Promise<void> {
+    await this.#cluster?.placed(meta)
     if (this.#tier?.mode === 'writethrough') await this.#tier.writeback.whenClean(meta.container, meta.name, meta.etag)
   }
 
@@ -474,7 +513,9 @@ export class ObjectService {
    */
   async #adoptContainer (container: string, signal?: AbortSignal): Promise<void> {
     const tier = this.#tier
-    if (tier === undefined || this.store.getContainer(container) !== undefined) return
+    if (this.store.getContainer(container) !== undefined) return
+    if (await this.#adoptFromPeers(container, signal)) return
+    if (tier === undefined) return
     const probe = await tier.listUpstream(container, { maxResults: 1, ...(signal === undefined ? {} : { signal }) })
     if (probe.entries.length === 0) throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
     try {
@@ -482,6 +523,18 @@ export class ObjectService {
     } catch (err) {
       if (!isCacheError(err, 'CC_ERR_CONTAINER_EXISTS')) throw err
     }
+  }
+
+  /** A container another node knows is created here with its metadata. True when one was found. */
+  async #adoptFromPeers (container: string, signal?: AbortSignal): Promise<boolean> {
+    const known = await this.#cluster?.findContainer(container, signal)
+    if (known === undefined) return false
+    try {
+      await this.store.createContainer(container, known.metadata)
+    } catch (err) {
+      if (!isCacheError(err, 'CC_ERR_CONTAINER_EXISTS')) throw err
+    }
+    return true
   }
 
   #existing (container: string, name: string): ObjectMeta {
