@@ -406,7 +406,7 @@ export const SETTINGS: readonly Setting[] = [
     parse: parsePath,
     default: () => undefined,
     defaultText: 'none',
-    help: ['A file with one HOST:PORT per line, read again on every membership', 'refresh (edit it to add or remove nodes without a restart).'],
+    help: ['A file with one HOST:PORT per line (# starts a comment), read again on', 'every membership refresh: edit it to add or remove nodes.'],
   },
   {
     key: 'peersDns',
