@@ -66,6 +66,11 @@ export class Repair {
     return this.#queue.size
   }
 
+  /** A refill scan after the grace period (at start: nodes that are slow to come up are not lost). */
+  scanLater (): void {
+    this.#later(() => { this.refillScan() }, this.#o.refillGraceMs)
+  }
+
   /** A version with fewer holders than configured (a failed background copy). */
   underReplicated (meta: ObjectMeta): void {
     this.#enqueue({ meta, reason: 'refill' })
@@ -106,7 +111,14 @@ export class Repair {
       if (node === undefined) continue
       for (let i = 0; i < items.length && !this.#closed; i += CHECK_BATCH) {
         const batch = items.slice(i, i + CHECK_BATCH)
-        const { verdicts } = await this.#o.objects.rpc(node, 'check', { items: batch })
+        let verdicts
+        try {
+          verdicts = (await this.#o.objects.rpc(node, 'check', { items: batch })).verdicts
+        } catch (err) {
+          // That home is unreachable now: its objects' copies stay (a later return reconciles them).
+          this.#o.log.warn({ err: errText(err), node: id }, 'cluster: a home did not answer a reconcile check')
+          break
+        }
         for (let j = 0; j < batch.length; j++) {
           const item = batch[j] as CheckItem
           if (verdicts[j] === 'stale') {

@@ -101,12 +101,14 @@ export async function createCluster (config: Config, store: LocalStore, registry
       const port = await server.listen(config.peerHost, config.peerPort)
       repair?.start()
       membership.start()
-      void membership.ready().then(async () => {
-        log.info({ nodeId, live: membership.live().map((n) => n.id) }, 'cluster: first probe round done')
-        // After a restart this node's copies may be stale: each object's home tells.
-        if (store.stats().objects > 0) await repair?.reconcile()
-        repair?.refillScan()
-      }).catch((err) => { log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cluster: start-up reconcile failed') })
+      // Serve once the first probe round is in (writes need their peers), and after a restart
+      // once each object's home has said which local copies are stale (a stale copy is never served).
+      await membership.ready()
+      log.info({ nodeId, live: membership.live().map((n) => n.id) }, 'cluster: first probe round done')
+      if (store.stats().objects > 0) {
+        await repair?.reconcile().catch((err) => { log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cluster: start-up reconcile failed; serving the local copies as they are') })
+      }
+      repair?.scanLater()
       return port
     },
     status () {
