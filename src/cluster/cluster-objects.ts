@@ -89,8 +89,8 @@ export class ClusterObjects implements ObjectCluster {
         }
       })
     }
-    const changed = holders.length > 1 || (meta.holders !== undefined && meta.holders.join() !== holders.join())
-    if (changed) await store.setHolders(meta.container, meta.name, meta.etag, holders)
+    // Recorded even when alone: the writeback owner is decided once the holders are known.
+    if (meta.holders?.join() !== holders.join()) await store.setHolders(meta.container, meta.name, meta.etag, holders)
     const final = { ...meta, holders }
     // Holders that received a list naming a node that failed, and holders from before, learn the final one.
     const fixes = holders.filter((id) => id !== self && (partial || liveHolders.has(id)))

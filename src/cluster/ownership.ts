@@ -14,6 +14,9 @@ import type { Placement } from './placement.js'
 /** Clocks of different nodes differ a little: objects modified up to this long after a marker still hold it back. */
 export const MARKER_CLOCK_ALLOWANCE_MS = 5000
 
+/** How long a version without a holder list waits for its placement before this node takes it. */
+const UNPLACED_GRACE_MS = 30_000
+
 /** A version deferred this long makes its node ask the owner whether it still holds it. */
 const OWNER_CHECK_AFTER_MS = 30_000
 
@@ -37,6 +40,9 @@ export class OwnershipGate implements UploadGate {
 
   owns (meta: ObjectMeta): boolean {
     const self = this.#placement.selfId
+    // A version committed here whose copies are still being placed: who owns it is not known yet.
+    // (One never placed — the node stopped in between — is this node's after a while.)
+    if (meta.holders === undefined && Date.now() - meta.lastModifiedMs < UNPLACED_GRACE_MS) return false
     const holders = meta.holders === undefined ? [self] : meta.holders.includes(self) ? meta.holders : [...meta.holders, self]
     const owner = this.#placement.owner(meta.container, meta.name, holders)
     const key = meta.container + '/' + meta.name
