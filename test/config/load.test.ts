@@ -28,6 +28,21 @@ function writeJson (dir: string, name: string, value: unknown): string {
 }
 
 
+/** The cluster settings' defaults (a node without peers carries them unused). */
+const CLUSTER_DEFAULTS = {
+  peerHost: '127.0.0.1',
+  peerPort: 10102,
+  peers: [],
+  replicas: 2,
+  ack: 'all',
+  probeIntervalMs: 1000,
+  probeTimeoutMs: 5000,
+  refillGraceMs: 60000,
+  refillRate: 256 * 2 ** 20,
+  peerReadCache: false,
+  replayWindowMs: 60000,
+}
+
 t.test('defaults', async t => {
   const cwd = t.testdir()
   const config = loadConfig([], {}, cwd)
@@ -54,7 +69,8 @@ t.test('defaults', async t => {
   t.same(Object.keys(config).sort(), [
     'account', 'accountKey', 'adminPort', 'blobPort', 'blockConcurrency', 'capacity', 'capacityAuto', 'dataDir', 'dirtyLimit', 'dirtyLimitAuto',
     'eviction', 'host', 'layout', 'logLevel', 'markerPatterns', 'maxRequests', 'mode', 'revalidateAfterMs', 's3AccessKey', 's3Port', 's3SecretKey',
-    'stagedBlockMaxAgeMs', 'uploadBlockSize', 'uploadSingleMax', 'upstreamMaxRps', 'writebackConcurrency'])
+    'stagedBlockMaxAgeMs', 'uploadBlockSize', 'uploadSingleMax', 'upstreamMaxRps', 'writebackConcurrency', ...Object.keys(CLUSTER_DEFAULTS)].sort())
+  t.match(config, CLUSTER_DEFAULTS)
   t.match(config, { adminPort: 10100, layout: 'identity', uploadBlockSize: 8 * 2 ** 20, uploadSingleMax: 256 * 2 ** 20, writebackConcurrency: 8, blockConcurrency: 4, upstreamMaxRps: 0, markerPatterns: ['.metadata', '_SUCCESS', '*.complete'], revalidateAfterMs: 600_000 })
   t.equal(config.dirtyLimit, Math.floor(config.capacity * 0.5), 'dirty limit auto: half the capacity')
 })
@@ -139,6 +155,7 @@ t.test('every setting from the environment and from a file', async t => {
     CKPTCACHE_REVALIDATE_AFTER: '0',
   }
   t.same(loadConfig([], env, dir), {
+    ...CLUSTER_DEFAULTS,
     dataDir: path.join(dir, 'store'),
     host: '::1',
     blobPort: 0,
@@ -186,6 +203,7 @@ t.test('every setting from the environment and from a file', async t => {
     logLevel: 'error',
   })
   t.same(loadConfig(['--config', file], {}, '/'), {
+    ...CLUSTER_DEFAULTS,
     dataDir: path.join(dir, 'nvme'),
     host: 'localhost',
     blobPort: 10001,
