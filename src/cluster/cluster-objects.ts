@@ -37,6 +37,12 @@ export interface ClusterObjectsOptions {
   log: ClusterLog
   /** A version that has fewer copies than configured (a failed or background placement): the repair loop takes it. */
   underReplicated: (meta: ObjectMeta) => void
+  /**
+   * Keep a clean local copy of an object read whole from a peer (`--peer-read-cache`). Only
+   * versions already clean in the upstream are kept: revalidation against the upstream etag
+   * then keeps them current, like any read-through copy.
+   */
+  keepCopies: boolean
 }
 
 export class ClusterObjects implements ObjectCluster {
@@ -193,6 +199,7 @@ export class ClusterObjects implements ObjectCluster {
           continue
         }
         body.on('data', (chunk: Buffer) => { this.#o.metrics.bytes.inc({ direction: 'received' }, chunk.length) })
+        if (this.#o.keepCopies && range === undefined && meta.dirty !== true && meta.upstreamEtag !== undefined) this.#keep(meta, body)
         try {
           await pipeline(body, out)
         } catch (err) {
@@ -203,6 +210,29 @@ export class ClusterObjects implements ObjectCluster {
       out.destroy(lastErr as Error)
     })()
     return out
+  }
+
+  /** Tees a whole-object read from a peer into a clean local copy; any failure just leaves none. */
+  #keep (meta: ObjectMeta, body: Readable): void {
+    const side = new PassThrough()
+    body.pipe(side)
+    body.once('close', () => { if (!body.readableEnded) side.destroy(new CacheError('CC_ERR_CLIENT_ABORTED')) })
+    const { store } = this.#o
+    void (async () => {
+      const data = await store.ingest({ body: side, expectedSize: meta.size, maxSize: meta.size })
+      await store.commitObject(meta.container, meta.name, data, {
+        content: meta.content,
+        metadata: meta.metadata,
+        checksums: meta.checksums,
+        etag: meta.etag,
+        ...(meta.parts === undefined ? {} : { parts: meta.parts }),
+        replica: { createdMs: meta.createdMs, lastModifiedMs: meta.lastModifiedMs, dirty: false, ...(meta.upstreamEtag === undefined ? {} : { upstreamEtag: meta.upstreamEtag }) }
+      }, (cur) => { if (cur !== undefined) throw new CacheError('CC_ERR_OBJECT_EXISTS') })
+    })().catch((err) => {
+      body.unpipe(side)
+      side.resume()
+      this.#o.log.warn({ err: errText(err), container: meta.container, name: meta.name }, 'cluster: no local copy kept of a peer read')
+    })
   }
 
   /** Starts a read at one holder; waits at most the peer timeout for its answer. */

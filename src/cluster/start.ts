@@ -67,7 +67,8 @@ export async function createCluster (config: Config, store: LocalStore, registry
     peerTimeoutMs: Math.max(500, Math.floor(config.probeTimeoutMs / 2)),
     metrics,
     log,
-    underReplicated: (meta) => repair?.underReplicated(meta)
+    underReplicated: (meta) => repair?.underReplicated(meta),
+    keepCopies: config.peerReadCache && config.mode !== 'cache-only'
   })
   const gate = new OwnershipGate({ placement, objects, log, recheckMs: Math.max(200, config.probeIntervalMs) })
   repair = new Repair({
