@@ -156,8 +156,8 @@ export class ClusterObjects implements ObjectCluster {
   async lookup (container: string, name: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
     const { placement, locations } = this.#o
     const self = placement.selfId
-    const order = placement.readOrder(container, name)
     const limit = placement.replicas + 1
+    const order = placement.readOrder(container, name, limit + 1)
     const queue: NodeInfo[] = []
     // This node may be the home and know where the object lives.
     for (const id of locations.get(container, name)?.holders ?? []) pushLive(queue, placement, id, self)

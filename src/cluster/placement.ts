@@ -3,7 +3,7 @@
  * of live nodes per object, the home, where a write's other copies go, and the writeback owner.
  * Cost per call is O(live nodes) hashing (O(holders) for the owner), never a peer request.
  */
-import { order, placementKey, top } from './hrw.js'
+import { placementKey, top } from './hrw.js'
 import type { Membership, NodeInfo } from './types.js'
 
 export class Placement {
@@ -30,10 +30,10 @@ export class Placement {
     return ids
   }
 
-  /** Every live node (draining ones included, they are still readable) in the object's rendezvous order. */
-  readOrder (container: string, name: string): NodeInfo[] {
+  /** The first `k` live nodes (draining ones included, they are still readable) of the object's rendezvous order. */
+  readOrder (container: string, name: string, k: number): NodeInfo[] {
     const ids = this.#m.live().map((n) => n.id)
-    return order(ids, placementKey(container, name)).map((id) => this.#m.node(id)).filter((n): n is NodeInfo => n !== undefined)
+    return top(ids, placementKey(container, name), k).map((id) => this.node(id)).filter((n): n is NodeInfo => n !== undefined)
   }
 
   /** The first placeable node of the order: it always holds a copy or knows where the object lives. */
