@@ -8,12 +8,15 @@
  * dir, node id and peer port; its client and admin ports are then new ones, so tests read
  * `cluster.nodes[i]` again after a restart.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import http from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { StatusBody } from '../../src/cli/status.js'
+import { PeerSigner } from '../../src/cluster/auth.js'
+import type { WireMeta } from '../../src/cluster/types.js'
 import { startGateway, type GatewayHandle } from './gateway.js'
 import { adminStatus, scrapeMetrics, waitForStatus, type Scrape } from './tier.js'
 
@@ -54,6 +57,13 @@ export interface ClusterHandle {
   metrics (i: number): Promise<Scrape>
   /** Node `i`'s `/status`. */
   status (i: number): Promise<StatusBody>
+  /**
+   * The local copy node `i` holds of `container/name` (undefined when it holds none), asked on
+   * its peer API with a signed `head` (nodes killed or stopped by this handle are not asked).
+   */
+  copyOn (i: number, container: string, name: string): Promise<WireMeta | undefined>
+  /** The nodes (indices) holding a local copy of `container/name`, among those running. */
+  holders (container: string, name: string): Promise<number[]>
   /** Stops every node still running and removes the data dirs. */
   stop (): Promise<void>
 }
@@ -93,6 +103,7 @@ export async function startCluster (opts: ClusterOptions): Promise<ClusterHandle
   const nodes: GatewayHandle[] = []
   /** Nodes stopped with SIGSTOP: a stop() sends them SIGCONT first. */
   const stopped = new Set<number>()
+  const signer = new PeerSigner({ node: 'test-observer', secret })
 
   const argsOf = (i: number): string[] => [
     '--node-id', ids[i] as string,
@@ -111,6 +122,28 @@ export async function startCluster (opts: ClusterOptions): Promise<ClusterHandle
     const g = nodes[i]
     if (g === undefined) throw new Error(`no node ${i}`)
     return g
+  }
+  const running = (i: number): boolean => {
+    const c = nodes[i]?.child
+    return c !== undefined && c.exitCode === null && c.signalCode === null && !stopped.has(i)
+  }
+  const copyOn = async (i: number, container: string, name: string): Promise<WireMeta | undefined> => {
+    const body = Buffer.from(JSON.stringify({ container, name }))
+    const path = '/v1/rpc/head'
+    const headers = { ...signer.sign('POST', path, createHash('sha256').update(body).digest('hex')), 'content-type': 'application/json', 'content-length': String(body.length) }
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: ports[i], method: 'POST', path, headers, agent: false, timeout: 10_000 }, (res) => {
+        let t = ''
+        res.setEncoding('utf8').on('data', (c: string) => { t += c }).on('end', () => {
+          if (res.statusCode === 200) resolve(t)
+          else reject(new Error(`head of ${container}/${name} on ${ids[i] as string}: ${String(res.statusCode)} ${t}`))
+        })
+      })
+      req.on('timeout', () => { req.destroy(new Error(`head of ${container}/${name} on ${ids[i] as string}: no answer`)) })
+      req.on('error', reject)
+      req.end(body)
+    })
+    return (JSON.parse(text) as { meta?: WireMeta }).meta
   }
   const waitLive = async (i: number, count: number, timeoutMs = 15_000): Promise<StatusBody> =>
     await waitForStatus(node(i).adminUrl, (s) => liveCount(s) === count, `${ids[i] as string} to see ${count} live nodes`, timeoutMs)
@@ -171,6 +204,12 @@ export async function startCluster (opts: ClusterOptions): Promise<ClusterHandle
     },
     metrics: async (i) => await scrapeMetrics(node(i).adminUrl),
     status: async (i) => await adminStatus(node(i).adminUrl),
+    copyOn,
+    async holders (container, name) {
+      const idx = nodes.map((_, i) => i).filter(running)
+      const copies = await Promise.all(idx.map(async (i) => await copyOn(i, container, name)))
+      return idx.filter((_, k) => copies[k] !== undefined)
+    },
     stop: stopAll
   }
 }
