@@ -6,7 +6,7 @@
  * the client protocols (Blob, S3) or their error codes.
  */
 import type { Readable } from 'node:stream'
-import type { ByteRange, ContainerMeta, ContentHeaders, ObjectChecksums, UserMetadata } from '../core/types.js'
+import type { ByteRange, ContainerMeta, ObjectMeta, UserMetadata } from '../core/types.js'
 
 /** A gateway of the cluster as this node knows it. */
 export interface NodeInfo {
@@ -49,26 +49,10 @@ export interface ProbeInfo {
 }
 
 /**
- * An object version as it travels between peers: its ObjectMeta without the
- * local store's extents and commit sequence, plus who holds copies of it.
+ * An object version as it travels between peers: its ObjectMeta without the local store's
+ * extents and commit sequence (and never a read's origin), `holders` naming who holds copies.
  */
-export interface WireMeta {
-  container: string
-  name: string
-  size: number
-  etag: string
-  createdMs: number
-  lastModifiedMs: number
-  content: ContentHeaders
-  metadata: UserMetadata
-  checksums: ObjectChecksums
-  fromBlocks: boolean
-  parts?: number
-  dirty?: boolean
-  upstreamEtag?: string
-  /** Node ids holding a copy of this version, as the sender knows them. */
-  holders?: string[]
-}
+export type WireMeta = Omit<ObjectMeta, 'extents' | 'seq' | 'origin' | 'peer'>
 
 export type WireListEntry = { kind: 'object', meta: WireMeta } | { kind: 'prefix', name: string }
 
