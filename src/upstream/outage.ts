@@ -64,6 +64,13 @@ export class OutageGate {
     return began
   }
 
+  /** An operation started as the probe ended without reaching the upstream: the next one probes. */
+  abandoned (probe: boolean): void {
+    if (!probe || this.#error === undefined) return
+    this.#probeDue = true
+    this.#onProbeDue()
+  }
+
   /** An operation succeeded: the outage is over. Returns true when there was one. */
   succeeded (): boolean {
     if (this.#error === undefined) return false

@@ -158,6 +158,7 @@ export class WritebackWorker {
         const gate = this.#c.gate
         if (gate !== undefined && s.marker && !(await gate.markerReady(meta, up.abort.signal))) {
           this.#deferred(s, up)
+          this.#outage.abandoned(probe)
           return
         }
         result = await upstream.upload({
