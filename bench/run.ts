@@ -5,20 +5,29 @@
  * With --only checkpoint: a DCP-style checkpoint saved and restored through a
  * writeback gateway in front of Azurite, against the same client writing
  * straight to Azurite and against the ceiling (bench/checkpoint-plan.ts).
+ * With --only cluster: a checkpoint saved through one gateway of a three-node
+ * cache-only cluster (replicas 2) on loopback, restored through the other two
+ * and through a survivor right after the writer is killed, against Azurite
+ * direct and the ceiling (bench/cluster-plan.ts).
  *
- *   npm run bench -- [--quick] [--only blob|s3|checkpoint] [--json FILE] [--runs N] [--max-minutes M]
+ *   npm run bench -- [--quick] [--only blob|s3|checkpoint|cluster] [--json FILE] [--runs N] [--max-minutes M]
  *                    [--small-ops N] [--servers gateway,ceiling,azurite,moto]
  *                    [--shards N] [--shard-mib S] [--upload uploadStream|uploadData]
  *
  * --quick      fewer runs, no 1 GiB scenarios, 500 small ops: a smoke check (~1 min per protocol);
- *              checkpoint: one run of 16 MiB shards
+ *              checkpoint and cluster: one run of 16 MiB shards
  * --only P     only the Blob rows (gateway, ceiling, Azurite), only the S3 rows (gateway, ceiling, moto),
- *              or only the checkpoint scenario (not part of the default run)
+ *              only the checkpoint scenario or only the cluster scenario (neither is part of the default
+ *              run, which already takes most of an hour; the cluster one takes ~1.5 min quick, ~6 min full)
  * --json FILE  also write every sample, the setup and the summary as JSON
  * --runs N     measured runs per scenario (default: 5 for 64 MiB and 4 KiB, 3 for 1 GiB; checkpoint 3, quick 1)
- * --max-minutes M  overall deadline (default 20 for Blob plus 30 for S3; quick 5 each; checkpoint 10, quick 5): runs after it are skipped
- * --shards N, --shard-mib S   checkpoint: N ranks, each saving one S MiB shard at once (default 8 × 64, quick 8 × 16)
- * --upload C   checkpoint: the SDK call ranks save with, at its defaults (default uploadData)
+ * --max-minutes M  overall deadline (default 20 for Blob plus 30 for S3; quick 5 each; checkpoint and cluster 10,
+ *              quick 5): runs after it are skipped
+ * --shards N, --shard-mib S   checkpoint and cluster: N ranks, each saving one S MiB shard at once (default 8 × 64,
+ *              quick 8 × 16)
+ * --upload C   checkpoint: the SDK call ranks save with, at its defaults (default uploadData; the cluster
+ *              scenario always uses uploadData)
+ * --servers    cluster: gateway (the cluster, required), azurite, ceiling
  *
  * Each server is its own child process with its own directory under one temp
  * root; runs rotate the server order so drift on this shared machine hits all
@@ -35,6 +44,8 @@ import { fileURLToPath } from 'node:url'
 import { blobPlan } from './blob-plan.js'
 import { checkpointOptions, type CheckpointOptions } from './checkpoint-plan.js'
 import { checkpointMain } from './checkpoint-run.js'
+import { clusterOptions, type ClusterOptions } from './cluster-plan.js'
+import { clusterMain } from './cluster-run.js'
 import { MIN_RATE, Measurer, progress, TIMEOUT_FLOOR_MS } from './measure.js'
 import type { Plan, PlanOptions } from './plan.js'
 import {
@@ -70,17 +81,18 @@ const QUICK = flag('quick')
 const JSON_OUT = option('json')
 const RUNS = option('runs') === undefined ? undefined : Number(option('runs'))
 const CHECKPOINT = option('only') === 'checkpoint'
-const PROTOCOLS: Protocol[] = CHECKPOINT ? [] : option('only') === undefined ? ['blob', 's3'] : [option('only') as Protocol]
+const CLUSTER = option('only') === 'cluster'
+const PROTOCOLS: Protocol[] = CHECKPOINT || CLUSTER ? [] : option('only') === undefined ? ['blob', 's3'] : [option('only') as Protocol]
 for (const p of PROTOCOLS) {
   if (!(p in PEERS)) {
-    console.error(`bench: --only takes ${Object.keys(PEERS).join(', ')} or checkpoint`)
+    console.error(`bench: --only takes ${Object.keys(PEERS).join(', ')}, checkpoint or cluster`)
     process.exit(2)
   }
 }
 const SMALL_OPS = Number(option('small-ops') ?? (QUICK ? 500 : 2000))
 /** Default deadline per protocol, minutes: moto's slow S3 writes make the S3 rows the longer ones. */
 const MINUTES: Record<Protocol, number> = QUICK ? { blob: 5, s3: 5 } : { blob: 20, s3: 30 }
-const DEADLINE = Date.now() + Number(option('max-minutes') ?? (CHECKPOINT ? (QUICK ? 5 : 10) : PROTOCOLS.reduce((n, p) => n + MINUTES[p], 0))) * 60_000
+const DEADLINE = Date.now() + Number(option('max-minutes') ?? (CHECKPOINT || CLUSTER ? (QUICK ? 5 : 10) : PROTOCOLS.reduce((n, p) => n + MINUTES[p], 0))) * 60_000
 const ONLY = (option('servers') ?? SERVER_NAMES.join(',')).split(',') as ServerName[]
 for (const s of ONLY) {
   if (!SERVER_NAMES.includes(s)) {
@@ -104,6 +116,15 @@ let CHECKPOINT_OPTIONS: CheckpointOptions | undefined
 if (CHECKPOINT) {
   try {
     CHECKPOINT_OPTIONS = checkpointOptions(option, QUICK, RUNS, option('servers')?.split(','))
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`)
+    process.exit(2)
+  }
+}
+let CLUSTER_OPTIONS: ClusterOptions | undefined
+if (CLUSTER) {
+  try {
+    CLUSTER_OPTIONS = clusterOptions(option, QUICK, RUNS, option('servers')?.split(','))
   } catch (err) {
     console.error(`bench: ${(err as Error).message}`)
     process.exit(2)
@@ -182,6 +203,15 @@ async function main (): Promise<void> {
       repoRoot, tempRoot, started, abort: aborter.signal, deadline: DEADLINE, sdk: `@azure/storage-blob ${version('@azure/storage-blob')}`,
       ...(JSON_OUT === undefined ? {} : { jsonOut: JSON_OUT }),
       plan: [`timeouts: ${TIMEOUT_FLOOR_MS / 1000} s + 1 s per ${MIN_RATE / MiB} MiB per phase (flush: twice that); deadline ${new Date(DEADLINE).toISOString()}${QUICK ? '; --quick' : ''}`]
+    })
+    if (failed > 0) process.exitCode = 1
+    return
+  }
+  if (CLUSTER_OPTIONS !== undefined) {
+    const failed = await clusterMain(CLUSTER_OPTIONS, {
+      repoRoot, tempRoot, started, abort: aborter.signal, deadline: DEADLINE, sdk: `@azure/storage-blob ${version('@azure/storage-blob')}`,
+      ...(JSON_OUT === undefined ? {} : { jsonOut: JSON_OUT }),
+      plan: [`timeouts: ${TIMEOUT_FLOOR_MS / 1000} s + 1 s per ${MIN_RATE / MiB} MiB per phase; each gateway 60 s to start, 30 s for the views to agree, 10 s to stop; deadline ${new Date(DEADLINE).toISOString()}${QUICK ? '; --quick' : ''}`]
     })
     if (failed > 0) process.exitCode = 1
     return
