@@ -418,9 +418,9 @@ t.test('the peers file is re-read: new peers are found, removed ones forgotten (
   await w.waitFor('node-c found', isUp('node-c'))
   t.same(ids(m), ['self', 'node-b', 'node-c'])
   await writeFile(file, `${c.addr}\n`)
-  const ev = await w.waitFor('node-b forgotten', isDown('node-b'))
-  t.same(ev, { type: 'down', node: { id: 'node-b', url: b.url, draining: false } })
-  t.equal(m.node('node-b'), undefined, 'forgotten')
+  await until('node-b forgotten', () => m.node('node-b') === undefined)
+  // Down when forgotten — or already before, when its probes ran late on a loaded machine.
+  t.same(w.events.filter(isDown('node-b')).at(-1), { type: 'down', node: { id: 'node-b', url: b.url, draining: false } }, 'node-b went down')
   const before = b.requests
   await rm(file)
   await until('the missing file reported', () => errors.length > 0)
