@@ -17,9 +17,9 @@ import type { MembershipEvent, ProbeInfo } from '../../src/cluster/types.js'
 import { CacheError, isCacheError } from '../../src/errors.js'
 
 // Wide enough that a loaded 2-core machine (event-loop lag of tens of ms) does not drop a probe.
-const INTERVAL = 40
-const TIMEOUT = 400
-const REFRESH = 60
+const INTERVAL = 60
+const TIMEOUT = 900
+const REFRESH = 90
 
 const quiet: MembershipLog = { debug () {}, info () {}, warn () {}, error () {} }
 
@@ -131,8 +131,8 @@ function watch (m: ProbingMembership): Watch {
         const w = { from, match, resolve: (ev: MembershipEvent) => { clearTimeout(timer); resolve(ev) } }
         const timer = setTimeout(() => {
           waiters.delete(w)
-          reject(new Error(`no ${what} within ${opts.ms ?? 3000} ms; events: ${JSON.stringify(events)}`))
-        }, opts.ms ?? 3000)
+          reject(new Error(`no ${what} within ${opts.ms ?? 6000} ms; events: ${JSON.stringify(events)}`))
+        }, opts.ms ?? 6000)
         waiters.add(w)
       })
     }
@@ -142,7 +142,7 @@ function watch (m: ProbingMembership): Watch {
 const isUp = (id: string) => (ev: MembershipEvent) => ev.type === 'up' && ev.node.id === id
 const isDown = (id: string) => (ev: MembershipEvent) => ev.type === 'down' && ev.node.id === id
 
-async function until (what: string, cond: () => boolean, ms = 3000): Promise<void> {
+async function until (what: string, cond: () => boolean, ms = 6000): Promise<void> {
   const deadline = performance.now() + ms
   while (!cond()) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
