@@ -18,6 +18,12 @@ const STOP_GRACE_MS = 10_000
 /** How long the nodes may take, once all answer, until each sees every other one live. */
 const CONVERGE_TIMEOUT_MS = 30_000
 const POLL_MS = 100
+/** Longest an admin request (/status, /metrics) may take. */
+export const ADMIN_TIMEOUT_MS = 10_000
+
+/** `signal` (when given) and ADMIN_TIMEOUT_MS. */
+export const adminSignal = (signal?: AbortSignal): AbortSignal =>
+  signal === undefined ? AbortSignal.timeout(ADMIN_TIMEOUT_MS) : AbortSignal.any([signal, AbortSignal.timeout(ADMIN_TIMEOUT_MS)])
 
 /** Shared by the benchmark's nodes only; never a real deployment's. */
 export const BENCH_CLUSTER_SECRET = 'ckptcache-bench-cluster-secret'
@@ -128,7 +134,7 @@ interface StatusBody {
 
 /** The ids `node` sees live (itself included). */
 export async function liveView (node: ClusterNode, signal?: AbortSignal): Promise<string[]> {
-  const res = await fetch(`${node.admin}/status`, signal === undefined ? {} : { signal })
+  const res = await fetch(`${node.admin}/status`, { signal: adminSignal(signal) })
   if (!res.ok) throw new Error(`GET /status of ${node.id}: ${res.status}`)
   const body = await res.json() as StatusBody
   return (body.cluster?.nodes ?? []).filter((n) => n.live).map((n) => n.id).sort()
@@ -194,7 +200,7 @@ export function peerDelta (before: Scrape, after: Scrape): PeerDelta {
 /** Scrapes every node still running, by id. */
 export async function scrapeAll (nodes: readonly ClusterNode[], signal?: AbortSignal): Promise<Map<string, Scrape>> {
   const live = nodes.filter((n) => !n.gone)
-  const scrapes = await Promise.all(live.map(async (n) => await scrape(n, signal)))
+  const scrapes = await Promise.all(live.map(async (n) => await scrape(n, adminSignal(signal))))
   return new Map(live.map((n, i) => [n.id, scrapes[i] as Scrape]))
 }
 

@@ -22,7 +22,7 @@ import { rm } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { ContainerClient } from '@azure/storage-blob'
-import { clusterFlags, converged, peerDeltas, scrapeAll, startCluster, type ClusterNode, type ClusterSettings, type PeerDelta } from './cluster-nodes.js'
+import { adminSignal, clusterFlags, converged, peerDeltas, scrapeAll, startCluster, type ClusterNode, type ClusterSettings, type PeerDelta } from './cluster-nodes.js'
 import { quiet, tail, timed, type Timed } from './cluster-measure.js'
 import {
   checkpoint, checkpointBytes, countedContainer, DIRECT_CONTAINER, GATEWAY_CONTAINER, RequestTally, restoreCheckpoint, saveCheckpoint,
@@ -163,7 +163,7 @@ export async function runCluster (o: ClusterOptions, ctx: ClusterContext, onStar
   for (const [server, container] of [[azurite, DIRECT_CONTAINER], [ceiling, GATEWAY_CONTAINER]] as const) {
     if (server === undefined) continue
     const c = connect(server.connectionString as string, container)
-    try { await c.container.createIfNotExists() } finally { c.close() }
+    try { await c.container.createIfNotExists({ abortSignal: adminSignal(abort) }) } finally { c.close() }
   }
   let announced = false
   const announce = (nodes: ClusterNode[]): void => {
@@ -226,7 +226,7 @@ export async function runCluster (o: ClusterOptions, ctx: ClusterContext, onStar
       announce(nodes)
       const [a, b, cc] = nodes as [ClusterNode, ClusterNode, ClusterNode]
       const setup = connect(a.connectionString as string, GATEWAY_CONTAINER)
-      try { await setup.container.createIfNotExists() } finally { setup.close() }
+      try { await setup.container.createIfNotExists({ abortSignal: adminSignal(abort) }) } finally { setup.close() }
 
       const warm = checkpoint(`warm-up-${run}`, o.shards, warmBytes(o), o.metadataBytes)
       for (const [node, work] of [[a, 'save'], [b, 'restore'], [cc, 'restore']] as const) {

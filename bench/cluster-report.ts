@@ -118,13 +118,17 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
     const xs = samples(r, phase, 'cluster')
     const through = xs[0]?.through
     if (through === undefined) continue
-    const mib = (f: (d: PeerDelta) => number): string => `${(median(xs.map((s) => s.peers?.[through] === undefined ? 0 : f(s.peers[through]))) / MiB).toFixed(1)} MiB`
+    const mib = (f: (d: PeerDelta) => number): string => {
+      const st = stats(xs.map((s) => (s.peers?.[through] === undefined ? 0 : f(s.peers[through])) / MiB)) as Stats
+      return `${st.median.toFixed(1)} MiB${st.n > 1 && st.max - st.min >= 1 ? ` (${st.min.toFixed(0)}–${st.max.toFixed(0)})` : ''}`
+    }
     sources.push(`${(PHASE_ROWS[phase] as { label: string }).label}: ${through} served ${mib((d) => d.servedBytes.local ?? 0)} from its own disk ` +
       `and received ${mib((d) => d.bytesReceived)} from peers (served_bytes{source="peer"}: ${mib((d) => d.servedBytes.peer ?? 0)})`)
   }
   if (sources.length > 0) {
-    console.log('\nwhere the reader\'s bytes came from (medians): ckptcache_served_bytes_total{source="local"} and ckptcache_peer_bytes_total{direction="received"} deltas on the node read through:' +
-      `\n  ${sources.join('\n  ')}`)
+    console.log('\nwhere the reader\'s bytes came from (median (min–max) over runs): ckptcache_served_bytes_total{source="local"} and ckptcache_peer_bytes_total{direction="received"} deltas on the node read through:' +
+      `\n  ${sources.join('\n  ')}` +
+      '\n  (which shards a reader holds follows the rendezvous order of their names, so it changes from step to step; so does its restore speed)')
   }
   const down = stats(samples(r, 'restore-killed', 'cluster').flatMap((s) => s.downAfterS === undefined ? [] : [s.downAfterS]))
   if (down !== undefined) {
