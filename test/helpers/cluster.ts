@@ -86,6 +86,17 @@ export function liveCount (s: StatusBody): number {
 }
 
 export async function startCluster (opts: ClusterOptions): Promise<ClusterHandle> {
+  // A peer port picked here may be taken by another process before its gateway binds it: try again with new ones.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(opts)
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE|already in use/.test(String((err as Error).message))) throw err
+    }
+  }
+}
+
+async function startClusterOnce (opts: ClusterOptions): Promise<ClusterHandle> {
   const n = opts.nodes
   if (!(n >= 1 && n <= 8)) throw new Error('a test cluster has 1 to 8 nodes')
   const root = await mkdtemp(join(tmpdir(), 'ckptcache-cluster-'))
