@@ -5,7 +5,7 @@
  * the home told where the object lives, a read asks at most replicas + 1 nodes); listings and
  * container lookups ask every live node.
  */
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ObjectCluster } from '../core/cluster-port.js'
 import { mergeNodePages } from '../core/cluster-listing.js'
@@ -182,7 +182,15 @@ export class ClusterObjects implements ObjectCluster {
   }
 
   read (meta: ObjectMeta, range?: ByteRange, signal?: AbortSignal): Readable {
-    const out = new PassThrough()
+    const { metrics } = this.#o
+    // Counted as they pass (a 'data' listener would start the stream before its reader is there).
+    const out = new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        metrics.bytes.inc({ direction: 'received' }, chunk.length)
+        metrics.served.inc({ source: 'peer' }, chunk.length)
+        cb(null, chunk)
+      }
+    })
     const candidates = [...new Set([meta.peer, ...(meta.holders ?? [])])]
       .filter((id): id is string => id !== undefined && id !== this.#o.placement.selfId && this.#o.placement.isLive(id))
     void (async () => {
@@ -198,7 +206,6 @@ export class ClusterObjects implements ObjectCluster {
           if (signal?.aborted === true || out.destroyed) break
           continue
         }
-        body.on('data', (chunk: Buffer) => { this.#o.metrics.bytes.inc({ direction: 'received' }, chunk.length) })
         if (this.#o.keepCopies && range === undefined && meta.dirty !== true && meta.upstreamEtag !== undefined) this.#keep(meta, body)
         try {
           await pipeline(body, out)

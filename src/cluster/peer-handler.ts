@@ -64,7 +64,7 @@ export class LocalPeerHandler implements PeerHandler {
       throw new CacheError('CC_ERR_INVALID_RANGE', undefined, { detail: { size: meta.size } })
     }
     const body = this.#o.store.openRead(meta, range)
-    body.on('data', (chunk: Buffer) => { this.#o.metrics.bytes.inc({ direction: 'sent' }, chunk.length) })
+    body.once('end', () => { this.#o.metrics.bytes.inc({ direction: 'sent' }, range === undefined ? meta.size : range.end - range.start + 1) })
     return range === undefined ? { meta: toWire(meta), body } : { meta: toWire(meta), range, body }
   }
 
@@ -237,7 +237,7 @@ export class LocalPeerHandler implements PeerHandler {
   }
 
   #count (op: string): void {
-    this.#o.metrics.served.inc({ op })
+    this.#o.metrics.handled.inc({ op })
   }
 }
 

@@ -258,8 +258,6 @@ export class ObjectService {
     if (meta.origin === 'peer') {
       if (this.#cluster === undefined) throw new CacheError('CC_ERR_INTERNAL', 'a peer object without a cluster')
       body = this.#cluster.read(meta, range, signal)
-      const served = this.#metrics?.servedBytes
-      if (served !== undefined) body.on('data', (chunk: Buffer) => { served.inc({ source: 'peer' }, chunk.length) })
     } else if (meta.origin === 'upstream') {
       if (this.#tier === undefined) throw new CacheError('CC_ERR_INTERNAL', 'an upstream object without a cloud tier')
       body = this.#tier.readThrough.read(meta, range, signal)
