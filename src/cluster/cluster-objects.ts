@@ -20,6 +20,9 @@ import type { Placement } from './placement.js'
 import type { NodeInfo, PeerClient, PeerRpc, RpcArgs, RpcResult, WireMeta } from './types.js'
 import { fromWire, toWire } from './wire-meta.js'
 
+/** How often a copy in flight checks that its target is still live. */
+const WATCH_MS = 200
+
 export interface ClusterLog {
   info (obj: object, msg: string): void
   warn (obj: object, msg: string): void
@@ -116,9 +119,18 @@ export class ClusterObjects implements ObjectCluster {
     await this.place(meta, new Set(liveHolders), others + 1)
   }
 
+  /** One copy; given up as soon as the target leaves this node's view (a stopped node never answers). */
   async #write (node: NodeInfo, wire: WireMeta, meta: ObjectMeta): Promise<void> {
     this.#o.metrics.requests.inc({ op: 'write' })
-    await this.#o.client.write(node, wire, { open: () => this.#o.store.openRead(meta) })
+    const ac = new AbortController()
+    const watch = setInterval(() => {
+      if (!this.#o.placement.isLive(node.id)) ac.abort(new CacheError('CC_ERR_PEER_UNAVAILABLE', `peer ${node.id} went down during a copy`))
+    }, WATCH_MS)
+    try {
+      await this.#o.client.write(node, wire, { open: () => this.#o.store.openRead(meta) }, { signal: ac.signal })
+    } finally {
+      clearInterval(watch)
+    }
     this.#o.metrics.bytes.inc({ direction: 'sent' }, meta.size)
   }
 

@@ -26,6 +26,8 @@ export interface PeerHandlerOptions {
   locations: Locations
   objects: ClusterObjects
   writeback?: Writeback
+  /** True while this node reconciles its copies after being away: it then serves none of them to peers. */
+  reconciling?: () => boolean
   /** Told when a version is cleaned by its owner's notice. */
   onCleaned?: (container: string, name: string) => void
   metrics: ClusterMetrics
@@ -48,7 +50,7 @@ export class LocalPeerHandler implements PeerHandler {
 
   async head (a: RpcArgs<'head'>): Promise<RpcResult<'head'>> {
     this.#count('head')
-    const meta = this.#o.store.getContainer(a.container) === undefined ? undefined : this.#o.store.head(a.container, a.name)
+    const meta = this.#held(a.container, a.name)
     if (meta !== undefined) return { meta: toWire(meta) }
     const rec = this.#o.locations.get(a.container, a.name)
     return rec === undefined ? {} : { holders: rec.holders }
@@ -56,7 +58,7 @@ export class LocalPeerHandler implements PeerHandler {
 
   read (a: { container: string, name: string, range?: ByteRange, etag?: string }): { meta: WireMeta, range?: ByteRange, body: Readable } {
     this.#count('read')
-    const meta = this.#o.store.getContainer(a.container) === undefined ? undefined : this.#o.store.head(a.container, a.name)
+    const meta = this.#held(a.container, a.name)
     if (meta === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
     if (a.etag !== undefined && a.etag !== meta.etag) throw new CacheError('CC_ERR_CONDITION_NOT_MET')
     const range = a.range
@@ -213,6 +215,12 @@ export class LocalPeerHandler implements PeerHandler {
   }
 
   // ---- internals ------------------------------------------------------------
+
+  /** The local copy peers may read (none while reconciling: it may be stale). */
+  #held (container: string, name: string): ObjectMeta | undefined {
+    if (this.#o.reconciling?.() === true || this.#o.store.getContainer(container) === undefined) return undefined
+    return this.#o.store.head(container, name)
+  }
 
   async #ensureContainer (name: string, metadata: Record<string, string>): Promise<void> {
     if (this.#o.store.getContainer(name) !== undefined) return

@@ -92,14 +92,29 @@ export class Repair {
 
   /**
    * This node may hold stale copies (it restarted, or was away): each object's home says which
-   * are current. Stale copies are dropped; the rest serve as they are.
+   * are current — for an object this node is the home of, the next node of the order, which was
+   * its home while this node was away. Stale copies are dropped; the rest serve as they are.
+   * While it runs, the peer handler answers that it holds nothing (see `reconciling`).
    */
   async reconcile (): Promise<void> {
+    this.reconciling = true
+    try {
+      await this.#reconcile()
+    } finally {
+      this.reconciling = false
+    }
+  }
+
+  /** True while a reconcile runs: this node's copies may be stale, so peers are not served from them. */
+  reconciling = false
+
+  async #reconcile (): Promise<void> {
     const { placement, store } = this.#o
     const byHome = new Map<string, CheckItem[]>()
+    const self = new Set([placement.selfId])
     for (const meta of store.objects()) {
-      const home = placement.home(meta.container, meta.name)
-      if (home === undefined || home.id === placement.selfId) continue
+      const [home] = placement.targets(meta.container, meta.name, self, 1)
+      if (home === undefined) continue
       let items = byHome.get(home.id)
       if (items === undefined) byHome.set(home.id, items = [])
       items.push({ container: meta.container, name: meta.name, etag: meta.etag, lastModifiedMs: meta.lastModifiedMs })

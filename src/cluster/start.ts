@@ -96,19 +96,20 @@ export async function createCluster (config: Config, store: LocalStore, registry
       const handler = new LocalPeerHandler({
         bootId, store, membership, placement, locations, objects, metrics, log,
         ...(writeback === undefined ? {} : { writeback }),
+        reconciling: () => repair?.reconciling === true,
         onCleaned: (c, n) => { gate.forget(c, n) }
       })
-      server = createPeerServer({ handler, secret, replayWindowMs: config.replayWindowMs, log })
-      const port = await server.listen(config.peerHost, config.peerPort)
-      repair?.start()
       membership.start()
-      // Serve once the first probe round is in (writes need their peers), and after a restart
-      // once each object's home has said which local copies are stale (a stale copy is never served).
       await membership.ready()
       log.info({ nodeId, live: membership.live().map((n) => n.id) }, 'cluster: first probe round done')
+      // After a restart this node's copies may be stale: each object's home says which before the
+      // peer API opens (until then the peers see this node down and read elsewhere).
       if (store.stats().objects > 0) {
         await repair?.reconcile().catch((err) => { log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cluster: start-up reconcile failed; serving the local copies as they are') })
       }
+      server = createPeerServer({ handler, secret, replayWindowMs: config.replayWindowMs, log })
+      const port = await server.listen(config.peerHost, config.peerPort)
+      repair?.start()
       repair?.scanLater()
       return port
     },
