@@ -183,7 +183,11 @@ function describeStartError (err: unknown, config: Config): string {
   if (e === undefined || e === null || typeof e !== 'object') return `failed to start: ${oneLine(base)}`
   const port = e.port ?? config.blobPort
   const host = e.address ?? config.host
-  const flag = port === config.s3Port && port !== config.blobPort ? 's3-port' : port === config.adminPort && port !== config.blobPort ? 'admin-port' : 'blob-port'
+  const flag = port === config.s3Port && port !== config.blobPort
+    ? 's3-port'
+    : port === config.adminPort && port !== config.blobPort
+      ? 'admin-port'
+      : port === config.peerPort && port !== config.blobPort ? 'peer-port' : 'blob-port'
   const portHelp = `choose another with --${flag} or ${envName(flag)} (0 picks any free port)`
   switch (e.code) {
     case 'EADDRINUSE':
