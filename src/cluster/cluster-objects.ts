@@ -18,7 +18,7 @@ import type { ClusterMetrics } from './cluster-metrics.js'
 import type { Locations } from './locations.js'
 import type { Placement } from './placement.js'
 import type { NodeInfo, PeerClient, PeerRpc, RpcArgs, RpcResult, WireMeta } from './types.js'
-import { fromWire, toWire } from './wire-meta.js'
+import { copyWrite, fromWire, toWire } from './wire-meta.js'
 
 /** How often a copy in flight checks that its target is still live. */
 const WATCH_MS = 200
@@ -239,14 +239,7 @@ export class ClusterObjects implements ObjectCluster {
     const { store } = this.#o
     void (async () => {
       const data = await store.ingest({ body: side, expectedSize: meta.size, maxSize: meta.size })
-      await store.commitObject(meta.container, meta.name, data, {
-        content: meta.content,
-        metadata: meta.metadata,
-        checksums: meta.checksums,
-        etag: meta.etag,
-        ...(meta.parts === undefined ? {} : { parts: meta.parts }),
-        replica: { createdMs: meta.createdMs, lastModifiedMs: meta.lastModifiedMs, dirty: false, ...(meta.upstreamEtag === undefined ? {} : { upstreamEtag: meta.upstreamEtag }) }
-      }, (cur) => { if (cur !== undefined) throw new CacheError('CC_ERR_OBJECT_EXISTS') })
+      await store.commitObject(meta.container, meta.name, data, copyWrite(toWire(meta), true), (cur) => { if (cur !== undefined) throw new CacheError('CC_ERR_OBJECT_EXISTS') })
     })().catch((err) => {
       body.unpipe(side)
       side.resume()

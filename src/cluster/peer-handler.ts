@@ -15,7 +15,7 @@ import type { ClusterMetrics } from './cluster-metrics.js'
 import type { Locations } from './locations.js'
 import type { Placement } from './placement.js'
 import type { CheckItem, CheckVerdict, Membership, PeerHandler, ProbeInfo, RpcArgs, RpcResult, WireListEntry, WireMeta } from './types.js'
-import { toWire } from './wire-meta.js'
+import { copyWrite, toWire } from './wire-meta.js'
 
 export interface PeerHandlerOptions {
   /** This process's boot id (probes tell it, so peers notice a restart). */
@@ -86,20 +86,7 @@ export class LocalPeerHandler implements PeerHandler {
     if (meta.dirty === true) this.#o.writeback?.admit(meta.size)
     const data = await store.ingest({ body, expectedSize: meta.size, maxSize: Math.max(meta.size, MAX_OBJECT_PUT), signal })
     this.#o.metrics.bytes.inc({ direction: 'received' }, meta.size)
-    await store.commitObject(meta.container, meta.name, data, {
-      content: meta.content,
-      metadata: meta.metadata,
-      checksums: meta.checksums,
-      etag: meta.etag,
-      ...(meta.parts === undefined ? {} : { parts: meta.parts }),
-      ...(meta.holders === undefined ? {} : { holders: meta.holders }),
-      replica: {
-        createdMs: meta.createdMs,
-        lastModifiedMs: meta.lastModifiedMs,
-        dirty: meta.dirty === true,
-        ...(meta.upstreamEtag === undefined ? {} : { upstreamEtag: meta.upstreamEtag })
-      }
-    }, (cur) => { refuseOlder(cur, meta) })
+    await store.commitObject(meta.container, meta.name, data, copyWrite(meta), (cur) => { refuseOlder(cur, meta) })
     this.#asHome(meta)
   }
 

@@ -1,5 +1,6 @@
 /** An object version as it travels between peers (WireMeta) and back into the local model. */
 import { partCount, type ObjectMeta } from '../core/types.js'
+import type { ObjectWrite } from '../store/local-store.js'
 import type { WireMeta } from './types.js'
 
 /** What a peer needs of a local version: no extents or commit sequence (they are this node's). */
@@ -43,5 +44,27 @@ export function fromWire (w: WireMeta, peer: string): ObjectMeta {
     ...(w.holders === undefined ? {} : { holders: w.holders }),
     origin: 'peer',
     peer
+  }
+}
+
+/**
+ * How a node stores its copy of a peer's version: same etag, times, headers and checksums.
+ * `asCache`: a clean read cache copy (no holders, never dirty); otherwise a placed copy keeping
+ * the version's tier state and holders.
+ */
+export function copyWrite (w: WireMeta, asCache = false): ObjectWrite {
+  return {
+    content: w.content,
+    metadata: w.metadata,
+    checksums: w.checksums,
+    etag: w.etag,
+    ...(w.parts === undefined ? {} : { parts: w.parts }),
+    ...(asCache || w.holders === undefined ? {} : { holders: w.holders }),
+    replica: {
+      createdMs: w.createdMs,
+      lastModifiedMs: w.lastModifiedMs,
+      dirty: !asCache && w.dirty === true,
+      ...(w.upstreamEtag === undefined ? {} : { upstreamEtag: w.upstreamEtag })
+    }
   }
 }
