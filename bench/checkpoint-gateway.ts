@@ -6,12 +6,14 @@
  */
 
 import { mkdir } from 'node:fs/promises'
-import { startGateway } from '../test/helpers/gateway.js'
+import { startGateway, type GatewayHandle } from '../test/helpers/gateway.js'
 import { noTraffic, type Traffic } from './checkpoint-scenarios.js'
 import { commandLine } from './rss.js'
 import type { BenchServer } from './servers/start.js'
 
-const START_TIMEOUT_MS = 60_000
+/** How long a gateway may take to start. */
+export const START_TIMEOUT_MS = 60_000
+/** How long a stopping gateway may take to exit before it is killed. */
 const STOP_GRACE_MS = 10_000
 
 export interface WritebackGateway extends BenchServer {
@@ -34,7 +36,6 @@ export async function startWritebackGateway (dir: string, upstreamConnectionStri
     throw new Error(`the gateway's ready line names no admin port: ${gw.output().slice(-2000)}`)
   }
   const pid = gw.child.pid as number
-  let stopping: Promise<void> | undefined
   return {
     name: 'gateway',
     pid,
@@ -42,16 +43,22 @@ export async function startWritebackGateway (dir: string, upstreamConnectionStri
     connectionString: gw.connectionString,
     admin: `http://127.0.0.1:${Number(m[1])}`,
     dir,
-    stop () {
-      stopping ??= (async () => {
-        let timer: NodeJS.Timeout | undefined
-        const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, STOP_GRACE_MS) })
-        const done = await Promise.race([gw.stop().then(() => true, () => false), late])
-        clearTimeout(timer)
-        if (!done) await gw.kill('SIGKILL')
-      })()
-      return stopping
-    }
+    stop: boundedStop(gw)
+  }
+}
+
+/** A stop of `gw` that gives it STOP_GRACE_MS to exit, then kills it (-9); every call after the first returns the first's promise. */
+export function boundedStop (gw: GatewayHandle): () => Promise<void> {
+  let stopping: Promise<void> | undefined
+  return () => {
+    stopping ??= (async () => {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, STOP_GRACE_MS) })
+      const done = await Promise.race([gw.stop().then(() => true, () => false), late])
+      clearTimeout(timer)
+      if (!done) await gw.kill('SIGKILL')
+    })()
+    return stopping
   }
 }
 

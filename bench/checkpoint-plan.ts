@@ -30,9 +30,9 @@ import {
   checkpoint, checkpointBytes, countedContainer, DIRECT_CONTAINER, GATEWAY_CONTAINER, RequestTally, restoreCheckpoint, saveCheckpoint,
   type Checkpoint, type Traffic, type UploadCall
 } from './checkpoint-scenarios.js'
-import { bulkTimeout, progress, rotate } from './measure.js'
+import { bulkTimeout, progress, quiet, rotate, timed, type Timed } from './measure.js'
 import { MiB } from './report.js'
-import { cpuSeconds, peakRss, resetPeakRss } from './rss.js'
+import { checkpointShape, type CheckpointShape, type ScenarioContext } from './scenario.js'
 import { startAzuriteServer, startCeilingServer, type BenchServer } from './servers/start.js'
 
 export type Target = 'gateway' | 'azurite' | 'ceiling'
@@ -40,11 +40,7 @@ export const TARGETS: readonly Target[] = ['gateway', 'azurite', 'ceiling']
 /** save: until the last ack; flush: ack → clean (gateway); clean: save start → clean upstream; restore: warm cache (gateway) or the server; restore-cold: after a cache wipe. */
 export type Phase = 'save' | 'flush' | 'clean' | 'restore' | 'restore-cold'
 
-export interface CheckpointOptions {
-  shards: number
-  shardBytes: number
-  metadataBytes: number
-  runs: number
+export interface CheckpointOptions extends CheckpointShape {
   upload: Exclude<UploadCall, 'upload'>
   targets: Target[]
   quick: boolean
@@ -52,21 +48,12 @@ export interface CheckpointOptions {
 
 /** Reads --shards, --shard-mib, --upload (and the shared --runs, --servers); throws a message naming the flag on bad input. */
 export function checkpointOptions (option: (name: string) => string | undefined, quick: boolean, runs: number | undefined, servers: readonly string[] | undefined): CheckpointOptions {
-  const int = (name: string, fallback: number): number => {
-    const text = option(name)
-    const n = text === undefined ? fallback : Number(text)
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
-    return n
-  }
   const upload = option('upload') ?? 'uploadData'
   if (upload !== 'uploadStream' && upload !== 'uploadData') throw new Error('--upload takes uploadStream or uploadData')
   const targets = TARGETS.filter((t) => servers === undefined || servers.includes(t))
   if (targets.length === 0) throw new Error(`--servers: the checkpoint scenario measures ${TARGETS.join(', ')}`)
   return {
-    shards: int('shards', 8),
-    shardBytes: int('shard-mib', quick ? 16 : 64) * MiB,
-    metadataBytes: 64 * 1024,
-    runs: runs ?? (quick ? 1 : 3),
+    ...checkpointShape(option, quick, runs),
     upload,
     targets,
     quick
@@ -96,74 +83,10 @@ export interface PhaseSample {
 
 export type CheckpointResults = Partial<Record<Phase, Partial<Record<Target, PhaseSample[]>>>>
 
-export interface CheckpointContext {
-  tempRoot: string
-  /** Every server started is pushed here (and removed once stopped), so the caller can stop what is left. */
-  started: BenchServer[]
-  abort: AbortSignal
-  /** Runs that would start after this time (ms since the epoch) are skipped. */
-  deadline: number
-}
-
-/** After a phase, how long the servers may stay busy before the next phase starts anyway. */
-const QUIET_MAX_MS = 30_000
-const QUIET_POLL_MS = 100
-const QUIET_CPU_S = 0.01
-
 /** A long error (a server's output when it failed to start) by its first line and its end, where the cause is. */
 const tail = (text: string): string => text.length <= 600 ? text : `${text.slice(0, text.indexOf('\n') === -1 ? 200 : Math.min(200, text.indexOf('\n')))} … ${text.slice(-600)}`
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** Waits until every process in `pids` spent ≤ 10 ms CPU in each of two 100 ms windows (at most 30 s). */
-async function quiet (pids: number[]): Promise<void> {
-  const t0 = performance.now()
-  let prev = pids.map((p) => cpuSeconds(p) ?? 0)
-  let calm = 0
-  while (calm < 2 && performance.now() - t0 < QUIET_MAX_MS) {
-    await sleep(QUIET_POLL_MS)
-    const now = pids.map((p) => cpuSeconds(p) ?? 0)
-    calm = now.every((c, i) => c - (prev[i] as number) <= QUIET_CPU_S) ? calm + 1 : 0
-    prev = now
-  }
-}
-
-interface Timed<T> {
-  seconds: number
-  cpuS: Partial<Record<Target | 'client', number>>
-  peakRss?: Partial<Record<Target, number>>
-  result?: T
-  error?: string
-}
-
-/** Runs `work` under a timeout, timing it and reading the CPU of `servers` and of this process. */
-async function timed<T> (servers: Partial<Record<Target, number>>, timeoutMs: number, abort: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<Timed<T>> {
-  const signal = AbortSignal.any([abort, AbortSignal.timeout(Math.ceil(timeoutMs))])
-  const entries = Object.entries(servers) as Array<[Target, number]>
-  for (const [, pid] of entries) resetPeakRss(pid)
-  const cpu0 = entries.map(([, pid]) => cpuSeconds(pid))
-  const client0 = process.cpuUsage()
-  const t0 = performance.now()
-  let result: T | undefined
-  let error: string | undefined
-  try {
-    result = await work(signal)
-  } catch (err) {
-    error = signal.aborted && !abort.aborted ? `timeout after ${(timeoutMs / 1000).toFixed(0)} s` : String((err as Error).message ?? err).slice(0, 300)
-  }
-  const seconds = (performance.now() - t0) / 1000
-  const client = process.cpuUsage(client0)
-  const cpuS: Timed<T>['cpuS'] = { client: (client.user + client.system) / 1e6 }
-  const rss: Partial<Record<Target, number>> = {}
-  entries.forEach(([name, pid], i) => {
-    const c1 = cpuSeconds(pid)
-    const c0 = cpu0[i]
-    if (c0 !== undefined && c1 !== undefined) cpuS[name] = c1 - c0
-    const peak = peakRss(pid)
-    if (peak !== undefined) rss[name] = peak
-  })
-  return { seconds, cpuS, peakRss: rss, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) }
-}
+/** A timed phase's error, shortened. */
+const brief = (message: string): string => message.slice(0, 300)
 
 /** A client on a fresh keep-alive agent (destroyed after the target's phases of one run), its requests counted. */
 interface Client {
@@ -210,7 +133,7 @@ export const checkpointDiskBytes = (o: CheckpointOptions): number => {
  * warm-up and `o.runs` runs, and returns every sample. `onStarted` sees the
  * first servers (for the setup header) before the runs begin.
  */
-export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContext, onStarted: (servers: BenchServer[]) => void): Promise<CheckpointResults> {
+export async function runCheckpoint (o: CheckpointOptions, ctx: ScenarioContext, onStarted: (servers: BenchServer[]) => void): Promise<CheckpointResults> {
   const { tempRoot, started, abort } = ctx
   const results: CheckpointResults = {}
   const record = (phase: Phase, target: Target, s: PhaseSample): void => { (((results[phase] ??= {})[target]) ??= []).push(s) }
@@ -242,7 +165,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
   }
 
   /** The server pids whose CPU a target's phases charge. */
-  const pidsOf = (t: Target): Partial<Record<Target, number>> => {
+  const pidsOf = (t: Target): Record<string, number> => {
     if (t === 'gateway') return { gateway: (gw as WritebackGateway).pid, azurite: (azurite as BenchServer).pid }
     if (t === 'azurite') return { azurite: (azurite as BenchServer).pid }
     return { ceiling: (ceiling as BenchServer).pid }
@@ -253,7 +176,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
     bytes,
     ...(t.error === undefined ? { value: bytes / MiB / t.seconds } : { error: t.error }),
     cpuS: t.cpuS,
-    ...(t.peakRss === undefined ? {} : { peakRss: t.peakRss }),
+    peakRss: t.peakRss,
     loadAvg1: loadavg()[0] as number,
     ...extra
   })
@@ -280,20 +203,20 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
     try {
       await settle('gateway')
       const m0 = await scrape(gw as WritebackGateway)
-      const save = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, o.upload, signal))
+      const save = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, o.upload, signal), brief)
       const saved = sample(save, bytes, { client: client.tally.take() })
       done('save', 'gateway', saved, measured)
       if (save.error !== undefined) return
-      const fl = await timed(pidsOf('gateway'), 2 * timeout, abort, async (signal) => await flush(gw as WritebackGateway, GATEWAY_CONTAINER, c.dir, signal))
+      const fl = await timed(pidsOf('gateway'), 2 * timeout, abort, async (signal) => await flush(gw as WritebackGateway, GATEWAY_CONTAINER, c.dir, signal), brief)
       const m1 = await scrape(gw as WritebackGateway)
       const st = await status(gw as WritebackGateway)
       const left = st.writeback?.dirtyBytes ?? 0
       const flushError = fl.error ?? (left > 0 ? `flush done but ${left} bytes still dirty` : undefined)
       const flushed = sample({ ...fl, ...(flushError === undefined ? {} : { error: flushError }) }, bytes)
-      const cpuS: PhaseSample['cpuS'] = {}
-      for (const k of Object.keys({ ...save.cpuS, ...fl.cpuS }) as Array<Target | 'client'>) cpuS[k] = (save.cpuS[k] ?? 0) + (fl.cpuS[k] ?? 0)
-      const peak: Partial<Record<Target, number>> = {}
-      for (const k of Object.keys({ ...save.peakRss, ...fl.peakRss }) as Target[]) peak[k] = Math.max(save.peakRss?.[k] ?? 0, fl.peakRss?.[k] ?? 0)
+      const cpuS: Record<string, number> = {}
+      for (const k of Object.keys({ ...save.cpuS, ...fl.cpuS })) cpuS[k] = (save.cpuS[k] ?? 0) + (fl.cpuS[k] ?? 0)
+      const peak: Record<string, number> = {}
+      for (const k of Object.keys({ ...save.peakRss, ...fl.peakRss })) peak[k] = Math.max(save.peakRss[k] ?? 0, fl.peakRss[k] ?? 0)
       const clean = sample({ seconds: save.seconds + fl.seconds, cpuS, peakRss: peak, ...(flushError === undefined ? {} : { error: flushError }) }, bytes,
         { upstream: upstreamDelta(m0, m1), retries: retriesDelta(m0, m1) })
       if (measured && flushError === undefined) record('flush', 'gateway', flushed)
@@ -302,7 +225,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
 
       await settle('gateway')
       const m2 = await scrape(gw as WritebackGateway)
-      const warm = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal))
+      const warm = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal), brief)
       const m3 = await scrape(gw as WritebackGateway)
       const restored = sample(warm, bytes, { client: client.tally.take(), upstream: upstreamDelta(m2, m3), served: servedDelta(m2, m3), retries: retriesDelta(m2, m3) })
       done('restore', 'gateway', restored, measured)
@@ -321,7 +244,7 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
     try {
       await settle('gateway')
       const m4 = await scrape(gw)
-      const t = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(cold.container, c, signal))
+      const t = await timed(pidsOf('gateway'), timeout, abort, async (signal) => await restoreCheckpoint(cold.container, c, signal), brief)
       const m5 = await scrape(gw)
       const s = sample(t, bytes, { client: cold.tally.take(), upstream: upstreamDelta(m4, m5), served: servedDelta(m4, m5), retries: retriesDelta(m4, m5) })
       done('restore-cold', 'gateway', s, true)
@@ -339,14 +262,14 @@ export async function runCheckpoint (o: CheckpointOptions, ctx: CheckpointContex
     const upstream = (t: Traffic): Partial<PhaseSample> => target === 'azurite' ? { client: t, upstream: t } : { client: t }
     try {
       await settle(target)
-      const save = await timed(pidsOf(target), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, target === 'ceiling' ? ceilingCall(o) : o.upload, signal))
+      const save = await timed(pidsOf(target), timeout, abort, async (signal) => await saveCheckpoint(client.container, c, target === 'ceiling' ? ceilingCall(o) : o.upload, signal), brief)
       const saved = sample(save, bytes, upstream(client.tally.take()))
       done('save', target, saved, measured)
       // Written straight to the store, a checkpoint is clean when acknowledged.
       if (measured && target === 'azurite' && saved.error === undefined) record('clean', target, saved)
       if (save.error !== undefined) return
       await settle(target)
-      const restore = await timed(pidsOf(target), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal))
+      const restore = await timed(pidsOf(target), timeout, abort, async (signal) => await restoreCheckpoint(client.container, c, signal), brief)
       const restored = sample(restore, bytes, upstream(client.tally.take()))
       done('restore', target, restored, measured)
     } finally {

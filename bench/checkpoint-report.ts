@@ -6,22 +6,7 @@
 
 import type { CheckpointResults, Phase, PhaseSample, Target } from './checkpoint-plan.js'
 import type { Traffic } from './checkpoint-scenarios.js'
-import { GiB, median, MiB, printTable, stats, type Stats } from './report.js'
-
-const fmt = (v: number): string => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
-
-const ok = (xs: PhaseSample[] | undefined): PhaseSample[] => (xs ?? []).filter((s) => s.error === undefined)
-const samples = (r: CheckpointResults, phase: Phase, t: Target): PhaseSample[] => ok(r[phase]?.[t])
-const failed = (r: CheckpointResults, phase: Phase, t: Target): number => (r[phase]?.[t] ?? []).filter((s) => s.error !== undefined).length
-
-function cell (st: Stats | undefined, nFailed: number): string {
-  if (st === undefined) return nFailed > 0 ? `failed ×${nFailed}` : '—'
-  const range = st.n > 1 ? ` (${fmt(st.min)}–${fmt(st.max)})` : ''
-  return `${fmt(st.median)}${range}${nFailed > 0 ? ` [${nFailed} failed]` : ''}`
-}
-
-const ratio = (a: Stats | undefined, b: Stats | undefined): string =>
-  a === undefined || b === undefined || b.median === 0 ? '—' : `${(a.median / b.median).toFixed(2)}×`
+import { cell, fmt, GiB, median, MiB, phaseFailed, phaseSamples, printTable, ratioCell, stats, type Stats } from './report.js'
 
 /** The median Traffic of some samples: each count's median on its own. */
 export function medianTraffic (xs: Array<Traffic | undefined>): Traffic | undefined {
@@ -67,8 +52,8 @@ export interface CheckpointSummary {
 }
 
 export function printCheckpoint (r: CheckpointResults, targets: readonly Target[]): CheckpointSummary {
-  const value = (phase: Phase, t: Target): Stats | undefined => stats(samples(r, phase, t).map((s) => s.value as number))
-  const seconds = (phase: Phase, t: Target): Stats | undefined => stats(samples(r, phase, t).map((s) => s.seconds))
+  const value = (phase: Phase, t: Target): Stats | undefined => stats(phaseSamples(r, phase, t).map((s) => s.value as number))
+  const seconds = (phase: Phase, t: Target): Stats | undefined => stats(phaseSamples(r, phase, t).map((s) => s.seconds))
   const has = (t: Target): boolean => targets.includes(t)
   type Row = { row: string, unit: string, cells: Partial<Record<Target, [Phase, 'value' | 'seconds'] | undefined>> }
   const rows: Row[] = [
@@ -88,21 +73,21 @@ export function printCheckpoint (r: CheckpointResults, targets: readonly Target[
     const show = (t: Target): string => {
       const c = cells[t]
       if (!has(t)) return '—'
-      return c === undefined ? 'n/a' : cell(st(t), failed(r, c[0], t))
+      return c === undefined ? 'n/a' : cell(st(t), phaseFailed(r, c[0], t))
     }
     summary.throughput.push({ row, unit, gateway: st('gateway'), azurite: st('azurite'), ceiling: st('ceiling') })
-    return [`${row} [${unit}]`, show('gateway'), show('azurite'), show('ceiling'), ratio(st('gateway'), st('azurite')), ratio(st('gateway'), st('ceiling'))]
+    return [`${row} [${unit}]`, show('gateway'), show('azurite'), show('ceiling'), ratioCell(st('gateway'), st('azurite')), ratioCell(st('gateway'), st('ceiling'))]
   })
   printTable('Checkpoint throughput: median (min–max) over runs; MiB/s higher is better, seconds lower. The gateway writes back to the same Azurite.',
     ['phase', 'gateway (writeback)', 'Azurite direct', 'ceiling', 'gateway/Azurite', 'gateway/ceiling'], table, ['l', 'r', 'r', 'r', 'r', 'r'])
   console.log('Azurite direct: a checkpoint is clean in Azure Blob when acknowledged, so its save is its time to clean; both restore rows compare with the same direct restore.')
 
   if (has('gateway') && has('azurite')) {
-    const gSave = samples(r, 'clean', 'gateway')
-    const gWarm = samples(r, 'restore', 'gateway')
-    const gCold = samples(r, 'restore-cold', 'gateway')
-    const dSave = samples(r, 'save', 'azurite')
-    const dRestore = samples(r, 'restore', 'azurite')
+    const gSave = phaseSamples(r, 'clean', 'gateway')
+    const gWarm = phaseSamples(r, 'restore', 'gateway')
+    const gCold = phaseSamples(r, 'restore-cold', 'gateway')
+    const dSave = phaseSamples(r, 'save', 'azurite')
+    const dRestore = phaseSamples(r, 'restore', 'azurite')
     const m = (xs: PhaseSample[]): Traffic | undefined => medianTraffic(xs.map((s) => s.upstream))
     const lines: Array<[string, Traffic | undefined, Traffic | undefined, string, string]> = [
       ['save (until clean upstream)', m(gSave), m(dSave), rate(gSave), rate(dSave)],
@@ -120,7 +105,7 @@ export function printCheckpoint (r: CheckpointResults, targets: readonly Target[
       }), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'])
     console.log(`operations, via gateway: save ${ops(m(gSave))}; warm restore ${ops(m(gWarm))}; cold restore ${ops(m(gCold))}`)
     console.log(`operations, direct:      save ${ops(m(dSave))}; restore ${ops(m(dRestore))}`)
-    const clientSave = medianTraffic(samples(r, 'save', 'gateway').map((s) => s.client))
+    const clientSave = medianTraffic(phaseSamples(r, 'save', 'gateway').map((s) => s.client))
     console.log(`the client sent the gateway: save ${ops(clientSave)} (the same calls as direct)`)
     const served = (xs: PhaseSample[], src: string): string => xs.length === 0 ? '—' : `${(median(xs.map((s) => s.served?.[src] ?? 0)) / MiB).toFixed(1)} MiB`
     console.log(`gateway served: warm restore ${served(gWarm, 'local')} from its cache, ${served(gWarm, 'upstream')} from Azure Blob; cold restore ${served(gCold, 'local')} from its cache, ${served(gCold, 'upstream')} from Azure Blob`)
@@ -133,7 +118,7 @@ export function printCheckpoint (r: CheckpointResults, targets: readonly Target[
   const labelOf = (t: Target, phase: Phase, label: string): string => t === 'gateway' && phase === 'restore' ? 'restore (warm)' : label
   for (const t of targets) {
     for (const [phase, label] of phases) {
-      const xs = samples(r, phase, t)
+      const xs = phaseSamples(r, phase, t)
       if (xs.length === 0 || (t === 'azurite' && phase === 'clean')) continue
       const per = (who: Target | 'client'): string => {
         const ys = xs.filter((s) => s.cpuS[who] !== undefined).map((s) => (s.cpuS[who] as number) / (s.bytes / GiB))
@@ -148,7 +133,7 @@ export function printCheckpoint (r: CheckpointResults, targets: readonly Target[
   const rssRows: string[][] = []
   for (const t of targets) {
     for (const [phase, label] of phases) {
-      const xs = samples(r, phase, t)
+      const xs = phaseSamples(r, phase, t)
       if (xs.length === 0 || (t === 'azurite' && phase === 'clean')) continue
       const peak = (who: Target): string => {
         const ys = xs.flatMap((s) => s.peakRss?.[who] === undefined ? [] : [s.peakRss[who] as number])
@@ -159,10 +144,4 @@ export function printCheckpoint (r: CheckpointResults, targets: readonly Target[
   }
   printTable('Checkpoint server peak RSS (VmHWM) per phase, max over runs. Target: gateway < 200 MiB.', ['target: phase', 'gateway', 'Azurite', 'ceiling'], rssRows)
   return summary
-}
-
-/** Every failed or skipped phase, `phase target: error`. */
-export function checkpointFailures (r: CheckpointResults): string[] {
-  return Object.entries(r).flatMap(([phase, byTarget]) => Object.entries(byTarget ?? {}).flatMap(([t, xs]) =>
-    (xs ?? []).filter((s) => s.error !== undefined).map((s) => `${phase} ${t}: ${s.error as string}`)))
 }

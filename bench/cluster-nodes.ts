@@ -9,12 +9,10 @@
 import { mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { startGateway, type GatewayHandle } from '../test/helpers/gateway.js'
-import { scrape, type Scrape, type WritebackGateway } from './checkpoint-gateway.js'
+import { boundedStop, scrape, START_TIMEOUT_MS, type Scrape, type WritebackGateway } from './checkpoint-gateway.js'
 import { commandLine } from './rss.js'
 import type { BenchServer } from './servers/start.js'
 
-const START_TIMEOUT_MS = 60_000
-const STOP_GRACE_MS = 10_000
 /** How long the nodes may take, once all answer, until each sees every other one live. */
 const CONVERGE_TIMEOUT_MS = 30_000
 const POLL_MS = 100
@@ -66,7 +64,7 @@ async function freePorts (count: number): Promise<number[]> {
 
 function wrap (gw: GatewayHandle, id: string, peerPort: number, dir: string): ClusterNode {
   const pid = gw.child.pid as number
-  let stopping: Promise<void> | undefined
+  const stop = boundedStop(gw)
   let gone = false
   return {
     name: 'gateway',
@@ -84,14 +82,7 @@ function wrap (gw: GatewayHandle, id: string, peerPort: number, dir: string): Cl
     },
     stop () {
       gone = true
-      stopping ??= (async () => {
-        let timer: NodeJS.Timeout | undefined
-        const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, STOP_GRACE_MS) })
-        const done = await Promise.race([gw.stop().then(() => true, () => false), late])
-        clearTimeout(timer)
-        if (!done) await gw.kill('SIGKILL')
-      })()
-      return stopping
+      return stop()
     }
   }
 }

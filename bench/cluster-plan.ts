@@ -23,13 +23,13 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { ContainerClient } from '@azure/storage-blob'
 import { adminSignal, clusterFlags, converged, peerDeltas, scrapeAll, startCluster, type ClusterNode, type ClusterSettings, type PeerDelta } from './cluster-nodes.js'
-import { quiet, tail, timed, type Timed } from './cluster-measure.js'
 import {
   checkpoint, checkpointBytes, countedContainer, DIRECT_CONTAINER, GATEWAY_CONTAINER, RequestTally, restoreCheckpoint, saveCheckpoint,
   type Checkpoint, type UploadCall
 } from './checkpoint-scenarios.js'
-import { bulkTimeout, progress, rotate } from './measure.js'
+import { bulkTimeout, progress, quiet, rotate, tail, timed, type Timed } from './measure.js'
 import { MiB } from './report.js'
+import { checkpointShape, type CheckpointShape, type ScenarioContext } from './scenario.js'
 import { startAzuriteServer, startCeilingServer, type BenchServer } from './servers/start.js'
 
 export type Target = 'cluster' | 'azurite' | 'ceiling'
@@ -41,33 +41,20 @@ export const CLUSTER_PHASES: readonly Phase[] = ['save', 'restore-b', 'restore-c
 /** The node ids; A writes, B and C read, A is the one killed. */
 export const NODE_IDS = ['A', 'B', 'C'] as const
 
-export interface ClusterOptions extends ClusterSettings {
-  shards: number
-  shardBytes: number
-  metadataBytes: number
-  runs: number
+export interface ClusterOptions extends ClusterSettings, CheckpointShape {
   targets: Target[]
   quick: boolean
 }
 
 /** Reads --shards, --shard-mib (and the shared --runs, --servers, where `gateway` names the cluster); throws a message naming the flag on bad input. */
 export function clusterOptions (option: (name: string) => string | undefined, quick: boolean, runs: number | undefined, servers: readonly string[] | undefined): ClusterOptions {
-  const int = (name: string, fallback: number): number => {
-    const text = option(name)
-    const n = text === undefined ? fallback : Number(text)
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
-    return n
-  }
   const targets = TARGETS.filter((t) => servers === undefined || servers.includes(t === 'cluster' ? 'gateway' : t))
   if (!targets.includes('cluster')) throw new Error('--servers: the cluster scenario measures gateway (the cluster), azurite and ceiling; gateway is required')
   return {
     ids: NODE_IDS,
     replicas: 2,
     ack: 'all',
-    shards: int('shards', 8),
-    shardBytes: int('shard-mib', quick ? 16 : 64) * MiB,
-    metadataBytes: 64 * 1024,
-    runs: runs ?? (quick ? 1 : 3),
+    ...checkpointShape(option, quick, runs),
     targets,
     quick
   }
@@ -94,15 +81,6 @@ export interface PhaseSample {
 }
 
 export type ClusterResults = Partial<Record<Phase, Partial<Record<Target, PhaseSample[]>>>>
-
-export interface ClusterContext {
-  tempRoot: string
-  /** Every server started is pushed here (and removed once stopped), so the caller can stop what is left. */
-  started: BenchServer[]
-  abort: AbortSignal
-  /** Runs that would start after this time (ms since the epoch) are skipped. */
-  deadline: number
-}
 
 const size = (b: number): string => b >= MiB ? `${b / MiB} MiB` : `${b / 1024} KiB`
 /** The SDK call every save uses: one Put Blob per object up to 256 MiB (the ceiling has no blocks, so larger shards go as one streamed Put Blob). */
@@ -150,7 +128,7 @@ function connect (connectionString: string, container: string): Client {
  * sees the long-lived servers and the first cluster (for the setup header)
  * before the first measured run.
  */
-export async function runCluster (o: ClusterOptions, ctx: ClusterContext, onStarted: (servers: BenchServer[]) => void): Promise<ClusterResults> {
+export async function runCluster (o: ClusterOptions, ctx: ScenarioContext, onStarted: (servers: BenchServer[]) => void): Promise<ClusterResults> {
   const { tempRoot, started, abort } = ctx
   const results: ClusterResults = {}
   const record = (phase: Phase, target: Target, s: PhaseSample): void => { (((results[phase] ??= {})[target]) ??= []).push(s) }

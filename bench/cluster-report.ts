@@ -8,21 +8,7 @@
 import { cpus } from 'node:os'
 import { CLUSTER_PHASES, NODE_IDS, type ClusterResults, type Phase, type PhaseSample, type Target } from './cluster-plan.js'
 import type { PeerDelta } from './cluster-nodes.js'
-import { GiB, median, MiB, printTable, stats, type Stats } from './report.js'
-
-const fmt = (v: number): string => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
-const ok = (xs: PhaseSample[] | undefined): PhaseSample[] => (xs ?? []).filter((s) => s.error === undefined)
-const samples = (r: ClusterResults, phase: Phase, t: Target): PhaseSample[] => ok(r[phase]?.[t])
-const failed = (r: ClusterResults, phase: Phase, t: Target): number => (r[phase]?.[t] ?? []).filter((s) => s.error !== undefined).length
-
-function cell (st: Stats | undefined, nFailed: number): string {
-  if (st === undefined) return nFailed > 0 ? `failed ×${nFailed}` : '—'
-  const range = st.n > 1 ? ` (${fmt(st.min)}–${fmt(st.max)})` : ''
-  return `${fmt(st.median)}${range}${nFailed > 0 ? ` [${nFailed} failed]` : ''}`
-}
-
-const ratio = (a: Stats | undefined, b: Stats | undefined): string =>
-  a === undefined || b === undefined || b.median === 0 ? '—' : `${(a.median / b.median).toFixed(2)}×`
+import { cell, fmt, GiB, median, MiB, phaseFailed, phaseSamples, printTable, ratioCell, stats, type Stats } from './report.js'
 
 /** The row labels of the cluster phases and the direct phase each is compared with. */
 export const PHASE_ROWS: Record<string, { label: string, direct: Phase }> = {
@@ -58,13 +44,13 @@ export interface ClusterSummary {
 
 export function printCluster (r: ClusterResults, targets: readonly Target[]): ClusterSummary {
   const cores = cpus().length
-  const value = (phase: Phase, t: Target): Stats | undefined => stats(samples(r, phase, t).map((s) => s.value as number))
+  const value = (phase: Phase, t: Target): Stats | undefined => stats(phaseSamples(r, phase, t).map((s) => s.value as number))
   const has = (t: Target): boolean => targets.includes(t)
   const summary: ClusterSummary = { cores, throughput: [], peerRequests: [] }
 
   const rows = CLUSTER_PHASES.map((phase) => {
     const { label, direct } = PHASE_ROWS[phase] as { label: string, direct: Phase }
-    const xs = samples(r, phase, 'cluster')
+    const xs = phaseSamples(r, phase, 'cluster')
     const cl = value(phase, 'cluster')
     const az = value(direct, 'azurite')
     const ce = value(direct, 'ceiling')
@@ -80,8 +66,8 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
       crossed = `${(sent / MiB).toFixed(1)} MiB (${(sent / bytes).toFixed(2)}× ckpt)`
       if (Math.abs(sent - received) > 0.01 * Math.max(sent, received)) crossed += `; received ${(received / MiB).toFixed(1)} MiB`
     }
-    const show = (t: Target, st: Stats | undefined, p: Phase): string => has(t) ? cell(st, failed(r, p, t)) : '—'
-    return [label, show('cluster', cl, phase), show('azurite', az, direct), show('ceiling', ce, direct), ratio(cl, az), ratio(cl, ce), crossed]
+    const show = (t: Target, st: Stats | undefined, p: Phase): string => has(t) ? cell(st, phaseFailed(r, p, t)) : '—'
+    return [label, show('cluster', cl, phase), show('azurite', az, direct), show('ceiling', ce, direct), ratioCell(cl, az), ratioCell(cl, ce), crossed]
   })
   printTable(`Cluster throughput [MiB/s]: median (min–max) over runs; higher is better. ${NODE_IDS.length} gateways, the client, Azurite and the ceiling on one machine with ${cores} CPU cores, loopback only.`,
     ['phase', 'cluster', 'Azurite direct', 'ceiling', 'cluster/Azurite', 'cluster/ceiling', 'bytes across peers (sent, all nodes)'], rows,
@@ -94,7 +80,7 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
   const requestRows: string[][] = []
   const servedRows: string[][] = []
   for (const phase of CLUSTER_PHASES) {
-    const xs = samples(r, phase, 'cluster')
+    const xs = phaseSamples(r, phase, 'cluster')
     const nodes: ClusterSummary['peerRequests'][number]['nodes'] = {}
     for (const id of NODE_IDS) {
       const made = perOp(xs, id, 'requests')
@@ -106,7 +92,7 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
     requestRows.push([label, ...NODE_IDS.map((id) => opsCell(nodes[id]?.made, gone(phase, id)))])
     servedRows.push([label, ...NODE_IDS.map((id) => opsCell(nodes[id]?.served, gone(phase, id)))])
   }
-  const ops = samples(r, 'save', 'cluster')[0]?.ops
+  const ops = phaseSamples(r, 'save', 'cluster')[0]?.ops
   const heads = NODE_IDS.map((id, i) => `${id}${i === 0 ? ' (writer)' : ''}`)
   printTable(`Peer requests each node made per client operation (medians; ckptcache_peer_requests_total by op / ${ops ?? 'the'} client operations of the phase).`,
     ['phase', ...heads], requestRows, ['l', 'l', 'l', 'l'])
@@ -115,7 +101,7 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
 
   const sources: string[] = []
   for (const phase of CLUSTER_PHASES.filter((p) => p !== 'save')) {
-    const xs = samples(r, phase, 'cluster')
+    const xs = phaseSamples(r, phase, 'cluster')
     const through = xs[0]?.through
     if (through === undefined) continue
     const mib = (f: (d: PeerDelta) => number): string => {
@@ -130,7 +116,7 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
       `\n  ${sources.join('\n  ')}` +
       '\n  (which shards a reader holds follows the rendezvous order of their names, so it changes from step to step; so does its restore speed)')
   }
-  const down = stats(samples(r, 'restore-killed', 'cluster').flatMap((s) => s.downAfterS === undefined ? [] : [s.downAfterS]))
+  const down = stats(phaseSamples(r, 'restore-killed', 'cluster').flatMap((s) => s.downAfterS === undefined ? [] : [s.downAfterS]))
   if (down !== undefined) {
     summary.downAfterS = down
     console.log(`after the kill, B and C saw A down ${fmt(down.median)} s later (median; the probe timeout is 5 s): the killed-node restore ran while their views still listed A live`)
@@ -140,7 +126,7 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
   const cpuRows: string[][] = []
   const rssRows: string[][] = []
   const line = (t: Target, phase: Phase, label: string): void => {
-    const xs = samples(r, phase, t)
+    const xs = phaseSamples(r, phase, t)
     if (xs.length === 0) return
     const per = (k: string): string => {
       const ys = xs.filter((s) => s.cpuS[k] !== undefined).map((s) => (s.cpuS[k] as number) / (s.bytes / GiB))
@@ -159,10 +145,4 @@ export function printCluster (r: ClusterResults, targets: readonly Target[]): Cl
     ['target: phase', ...who.map((w) => (NODE_IDS as readonly string[]).includes(w) ? `node ${w}` : w)], cpuRows)
   printTable('Cluster nodes\' peak RSS (VmHWM) per phase, max over runs. Target: each gateway < 200 MiB.', ['phase', ...NODE_IDS.map((id) => `node ${id}`)], rssRows)
   return summary
-}
-
-/** Every failed or skipped phase, `phase target: error`. */
-export function clusterFailures (r: ClusterResults): string[] {
-  return Object.entries(r).flatMap(([phase, byTarget]) => Object.entries(byTarget ?? {}).flatMap(([t, xs]) =>
-    (xs ?? []).filter((s) => s.error !== undefined).map((s) => `${phase} ${t}: ${s.error as string}`)))
 }

@@ -1,14 +1,17 @@
 /**
  * One measured run: the work under a timeout against one server, its wall
  * time, the server's CPU (during the run and after it until quiet), the
- * client's CPU and the server's peak RSS. Shared by the Blob and S3 plans.
+ * client's CPU and the server's peak RSS (the Measurer of the Blob and S3
+ * plans); and one timed phase against several servers at once, with the wait
+ * for quiet servers before it (`quiet`, `timed`: the checkpoint and cluster
+ * plans).
  */
 
 import { setMaxListeners } from 'node:events'
 import { loadavg } from 'node:os'
 import type { Transfer } from './blob-scenarios.js'
 import { fmtMiB, MiB, type Results, type Sample, type Scenario } from './report.js'
-import { cpuSeconds, type RssTracker } from './rss.js'
+import { cpuSeconds, peakRss, resetPeakRss, type RssTracker } from './rss.js'
 import type { BenchServer, ServerName } from './servers/start.js'
 
 /** Slowest rate a bulk run may take before it is abandoned, and the floor of every timeout. */
@@ -23,7 +26,8 @@ const sleep = async (ms: number): Promise<void> => { await new Promise((resolve)
 
 /** After a run, how long a server may stay busy (deferred work: background MD5, GC, flushes) before we move on. */
 const SETTLE_MAX_MS = 60_000
-const SETTLE_POLL_MS = 100
+/** One poll window of `settle` and `quiet`. */
+const POLL_MS = 100
 /** A poll window with at most this much server CPU counts as quiet (one /proc tick is 10 ms). */
 const QUIET_CPU_S = 0.01
 
@@ -36,17 +40,85 @@ async function settle (pid: number): Promise<{ seconds: number, cpuS?: number }>
   const t0 = performance.now()
   const c0 = cpuSeconds(pid)
   let prev = c0
-  let quiet = 0
-  while (performance.now() - t0 < SETTLE_MAX_MS && quiet < 2) {
-    await sleep(SETTLE_POLL_MS)
+  let calm = 0
+  while (performance.now() - t0 < SETTLE_MAX_MS && calm < 2) {
+    await sleep(POLL_MS)
     const now = cpuSeconds(pid)
     if (now === undefined || prev === undefined) break
-    quiet = now - prev <= QUIET_CPU_S ? quiet + 1 : 0
+    calm = now - prev <= QUIET_CPU_S ? calm + 1 : 0
     prev = now
   }
   const c1 = cpuSeconds(pid)
   return { seconds: (performance.now() - t0) / 1000, ...(c0 === undefined || c1 === undefined ? {} : { cpuS: c1 - c0 }) }
 }
+
+// ---- one phase against several servers (checkpoint, cluster) ----------------------------------
+
+/** Before a phase, how long the servers may stay busy before it starts anyway. */
+const QUIET_MAX_MS = 30_000
+
+/** Waits until every process in `pids` spent ≤ 10 ms CPU in each of two 100 ms windows (at most 30 s). */
+export async function quiet (pids: readonly number[]): Promise<void> {
+  const t0 = performance.now()
+  let prev = pids.map((p) => cpuSeconds(p) ?? 0)
+  let calm = 0
+  while (calm < 2 && performance.now() - t0 < QUIET_MAX_MS) {
+    await sleep(POLL_MS)
+    const now = pids.map((p) => cpuSeconds(p) ?? 0)
+    calm = now.every((c, i) => c - (prev[i] as number) <= QUIET_CPU_S) ? calm + 1 : 0
+    prev = now
+  }
+}
+
+export interface Timed<T> {
+  seconds: number
+  /** CPU seconds during the phase: each server process by name, and `client` (this process). */
+  cpuS: Record<string, number>
+  /** Peak RSS (VmHWM) of each server process during the phase (since its start where the peak cannot be reset). */
+  peakRss: Record<string, number>
+  result?: T
+  error?: string
+}
+
+/** A long error (a server's output) by its start and its end, where the cause is. */
+export const tail = (text: string): string => text.length <= 600 ? text : `${text.slice(0, 200)} … ${text.slice(-400)}`
+
+/**
+ * Runs `work` under a timeout (and `abort`), timing it and reading the CPU and
+ * peak RSS of `servers` (name → pid). A failure's message is shortened by
+ * `brief` (default `tail`).
+ */
+export async function timed<T> (servers: Record<string, number>, timeoutMs: number, abort: AbortSignal, work: (signal: AbortSignal) => Promise<T>,
+  brief: (message: string) => string = tail): Promise<Timed<T>> {
+  const signal = AbortSignal.any([abort, AbortSignal.timeout(Math.ceil(timeoutMs))])
+  setMaxListeners(0, signal) // every request in flight listens on it
+  const entries = Object.entries(servers)
+  for (const [, pid] of entries) resetPeakRss(pid)
+  const cpu0 = entries.map(([, pid]) => cpuSeconds(pid))
+  const client0 = process.cpuUsage()
+  const t0 = performance.now()
+  let result: T | undefined
+  let error: string | undefined
+  try {
+    result = await work(signal)
+  } catch (err) {
+    error = signal.aborted && !abort.aborted ? `timeout after ${(timeoutMs / 1000).toFixed(0)} s` : brief(String((err as Error).message ?? err))
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const client = process.cpuUsage(client0)
+  const cpuS: Record<string, number> = { client: (client.user + client.system) / 1e6 }
+  const rss: Record<string, number> = {}
+  entries.forEach(([name, pid], i) => {
+    const c1 = cpuSeconds(pid)
+    const c0 = cpu0[i]
+    if (c0 !== undefined && c1 !== undefined) cpuS[name] = c1 - c0
+    const peak = peakRss(pid)
+    if (peak !== undefined) rss[name] = peak
+  })
+  return { seconds, cpuS, peakRss: rss, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) }
+}
+
+// ---- one run against one server (Blob, S3) ------------------------------------------------------
 
 /** A client for one run, made before the clock starts and closed (its connections with it) after the work. */
 export interface Connection<C> {

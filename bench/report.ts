@@ -1,5 +1,7 @@
 /**
- * Statistics, the setup header and the tables of the benchmark (Blob and S3).
+ * Statistics, the setup header and the tables of the benchmark (Blob and S3),
+ * and what the checkpoint and cluster scenarios' tables share (cells, ratios,
+ * the samples of a phase, the failures).
  */
 
 import { execFileSync } from 'node:child_process'
@@ -191,9 +193,11 @@ export function printSetup (s: Setup): void {
 
 // ---- tables -----------------------------------------------------------------------------------
 
-const fmt = (v: number): string => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+/** 3 significant digits at most: 123, 12.3, 1.23. */
+export const fmt = (v: number): string => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
 
-function cell (st: Stats | undefined, failed: number): string {
+/** `median (min–max) [n failed]`, `failed ×n` when every run failed, — when none ran. */
+export function cell (st: Stats | undefined, failed: number): string {
   if (st === undefined) return failed > 0 ? `failed ×${failed}` : '—'
   const range = st.n > 1 ? ` (${fmt(st.min)}–${fmt(st.max)})` : ''
   return `${fmt(st.median)}${range}${failed > 0 ? ` [${failed} failed]` : ''}`
@@ -201,6 +205,12 @@ function cell (st: Stats | undefined, failed: number): string {
 
 function ratio (a: Stats | undefined, b: Stats | undefined): number | undefined {
   return a === undefined || b === undefined || b.median === 0 ? undefined : a.median / b.median
+}
+
+/** The ratio of two medians as `1.23×`, or — when either is missing. */
+export const ratioCell = (a: Stats | undefined, b: Stats | undefined): string => {
+  const r = ratio(a, b)
+  return r === undefined ? '—' : `${r.toFixed(2)}×`
 }
 
 export function printTable (title: string, head: string[], rows: string[][], align?: Array<'l' | 'r'>): void {
@@ -299,3 +309,28 @@ export function printCpu (scenarios: Scenario[], results: Results, servers: read
 }
 
 export const fmtMiB = (b: number | undefined): string => b === undefined || b === 0 ? '—' : `${(b / MiB).toFixed(0)} MiB`
+
+// ---- the checkpoint and cluster scenarios: samples by phase, then target -----------------------
+
+/** What a phase sample of those scenarios has at least. */
+interface PhaseOutcome {
+  error?: string
+}
+
+type ByPhase<P extends string, T extends string, S> = { [phase in P]?: { [target in T]?: S[] } }
+/** Any such scenario's results. */
+export type PhaseResults = ByPhase<string, string, PhaseOutcome>
+
+/** The samples of `phase` on `target` that did not fail. */
+export const phaseSamples = <P extends string, T extends string, S extends PhaseOutcome>(r: ByPhase<P, T, S>, phase: P, target: T): S[] =>
+  (r[phase]?.[target] ?? []).filter((s) => s.error === undefined)
+
+/** How many samples of `phase` on `target` failed (or were skipped). */
+export const phaseFailed = <P extends string, T extends string, S extends PhaseOutcome>(r: ByPhase<P, T, S>, phase: P, target: T): number =>
+  (r[phase]?.[target] ?? []).filter((s) => s.error !== undefined).length
+
+/** Every failed or skipped phase, `phase target: error`. */
+export function phaseFailures (r: PhaseResults): string[] {
+  return Object.entries(r).flatMap(([phase, byTarget]) => Object.entries(byTarget ?? {}).flatMap(([t, xs]) =>
+    (xs ?? []).filter((s) => s.error !== undefined).map((s) => `${phase} ${t}: ${s.error as string}`)))
+}
