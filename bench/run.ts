@@ -112,24 +112,18 @@ const planOptions: PlanOptions = {
   smallWarmup: Math.min(200, SMALL_OPS),
   servers: SERVER_NAMES.filter((s) => ONLY.includes(s))
 }
-let CHECKPOINT_OPTIONS: CheckpointOptions | undefined
-if (CHECKPOINT) {
+/** A scenario's options from the flags; a bad flag ends the run with its message (exit 2). */
+function scenarioOptions<T> (wanted: boolean, parse: typeof checkpointOptions | typeof clusterOptions): T | undefined {
+  if (!wanted) return undefined
   try {
-    CHECKPOINT_OPTIONS = checkpointOptions(option, QUICK, RUNS, option('servers')?.split(','))
+    return parse(option, QUICK, RUNS, option('servers')?.split(',')) as T
   } catch (err) {
     console.error(`bench: ${(err as Error).message}`)
     process.exit(2)
   }
 }
-let CLUSTER_OPTIONS: ClusterOptions | undefined
-if (CLUSTER) {
-  try {
-    CLUSTER_OPTIONS = clusterOptions(option, QUICK, RUNS, option('servers')?.split(','))
-  } catch (err) {
-    console.error(`bench: ${(err as Error).message}`)
-    process.exit(2)
-  }
-}
+const CHECKPOINT_OPTIONS = scenarioOptions<CheckpointOptions>(CHECKPOINT, checkpointOptions)
+const CLUSTER_OPTIONS = scenarioOptions<ClusterOptions>(CLUSTER, clusterOptions)
 const PLANS: Plan[] = PROTOCOLS.map((p) => p === 'blob' ? blobPlan(planOptions) : s3Plan(planOptions))
 /** Every server some plan measures, in SERVER_NAMES order. */
 const ALL: readonly ServerName[] = SERVER_NAMES.filter((s) => PLANS.some((p) => p.servers.includes(s)))
