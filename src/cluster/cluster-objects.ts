@@ -19,14 +19,12 @@ import type { Locations } from './locations.js'
 import type { Placement } from './placement.js'
 import type { NodeInfo, PeerClient, PeerRpc, RpcArgs, RpcResult, WireMeta } from './types.js'
 import { copyWrite, fromWire, toWire } from './wire-meta.js'
+import type { Log } from '../log.js'
 
 /** How often a copy in flight checks that its target is still live. */
 const WATCH_MS = 200
 
-export interface ClusterLog {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-}
+export type ClusterLog = Pick<Log, 'info' | 'warn'>
 
 export interface ClusterObjectsOptions {
   placement: Placement

@@ -16,14 +16,10 @@ import { performance } from 'node:perf_hooks'
 import { CacheError } from '../errors.js'
 import { isValidNodeId } from './node-id.js'
 import type { Membership, MembershipEvent, NodeInfo, ProbeInfo } from './types.js'
+import type { Log } from '../log.js'
 
 /** What membership logs through (a pino or fastify logger fits). */
-export interface MembershipLog {
-  debug (obj: object, msg: string): void
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
+export type MembershipLog = Log
 
 export type ProbeFn = (url: string, opts: { timeoutMs: number, signal?: AbortSignal }) => Promise<ProbeInfo>
 

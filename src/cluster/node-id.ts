@@ -8,6 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CacheError } from '../errors.js'
 import { fsyncDir, writeFileAtomic } from '../store/durable.js'
+import type { Log } from '../log.js'
 
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
@@ -15,10 +16,7 @@ const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const NODE_ID_FILE = 'node-id'
 
 /** What this module logs through (a pino or fastify logger fits). */
-export interface NodeIdLog {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-}
+export type NodeIdLog = Pick<Log, 'info' | 'warn'>
 
 /** 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit. */
 export function isValidNodeId (id: string): boolean {

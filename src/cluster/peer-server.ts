@@ -17,11 +17,9 @@ import {
   parseRangeHeader, routeMethod, RPC_BODY_MAX, statusForCode, type PeerRoute
 } from './protocol.js'
 import type { PeerHandler, WireMeta } from './types.js'
+import type { Log } from '../log.js'
 
-export interface PeerServerLog {
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
+export type PeerServerLog = Pick<Log, 'warn' | 'error'>
 
 export interface PeerServerOptions {
   handler: PeerHandler

@@ -37,12 +37,9 @@ import type { FlushHandle, Layout, UploadGate, Upstream, Writeback, WritebackSta
 import { WaiterSet } from './waiters.js'
 import { registerWritebackMetrics } from './writeback-metrics.js'
 import { WritebackWorker } from './writeback-worker.js'
+import type { Log } from '../log.js'
 
-export interface WritebackLog {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
+export type WritebackLog = Pick<Log, 'info' | 'warn' | 'error'>
 
 export interface WritebackOptions {
   store: LocalStore
