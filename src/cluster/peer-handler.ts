@@ -4,7 +4,7 @@
  * from the writeback owner, local listings, and verdicts for returning nodes.
  */
 import type { Readable } from 'node:stream'
-import { MAX_OBJECT_PUT } from '../core/object-service.js'
+import { MAX_OBJECT_PUT } from '../core/object-inputs.js'
 import type { ByteRange, ContainerMeta, ObjectMeta } from '../core/types.js'
 import { CacheError, isCacheError } from '../errors.js'
 import type { LocalStore } from '../store/local-store.js'

@@ -6,7 +6,7 @@ import type { ListedEntry, StoreListPage } from '../store/local-store.js'
 import { afterPrefix, type ListQuery } from '../store/sorted-names.js'
 import type { UpstreamProps } from '../upstream/types.js'
 import type { ObjectMeta } from './types.js'
-import type { UpstreamListEntry } from './object-service.js'
+import type { UpstreamListEntry } from './tier-port.js'
 
 /** An upstream blob listed or looked up, as a version of the container that is not (yet) cached. */
 export function upstreamMeta (container: string, name: string, props: UpstreamProps): ObjectMeta {

@@ -9,7 +9,7 @@ import { checksumHeaderName, parseChecksumHeaders, s3AlgorithmName } from '../..
 import { isCombinableCrc } from '../../core/checksum/crc-combine.js'
 import { CacheError } from '../../errors.js'
 import type { ContentHeaders, StagedBlock, UserMetadata } from '../../core/types.js'
-import type { ExpectedChecksums } from '../../core/object-service.js'
+import type { ExpectedChecksums } from '../../core/object-inputs.js'
 import { requestPayload } from './body.js'
 import { intParam, invalidArgument, type S3Context } from './context.js'
 import { S3Error } from './errors.js'

@@ -1,5 +1,5 @@
 import type { ByteRange } from '../../core/types.js'
-import { MAX_BLOCK_PUT } from '../../core/object-service.js'
+import { MAX_BLOCK_PUT } from '../../core/object-inputs.js'
 import { header, type S3Context } from './context.js'
 import { headCopySource } from './copy-source.js'
 import { S3Error } from './errors.js'
