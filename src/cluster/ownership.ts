@@ -24,9 +24,11 @@ export class OwnershipGate implements UploadGate {
   readonly #placement: Placement
   readonly #objects: ClusterObjects
   readonly #log: ClusterLog
+  /** How soon a marker not ready yet, or a version still being placed, is looked at again. */
   readonly recheckMs: number
   /** Versions deferred to another owner: since when, and whether that owner turned out not to hold them. */
   readonly #deferred = new Map<string, { sinceMs: number, etag: string, orphaned: boolean, checking: boolean }>()
+  readonly #viewListeners: Array<() => void> = []
 
   /** Marks a version clean here when its owner turns out to have uploaded it (a lost notice); set once the writeback exists. */
   cleaned: ((container: string, name: string, etag: string, upstreamEtag: string) => Promise<boolean>) | undefined
@@ -38,26 +40,37 @@ export class OwnershipGate implements UploadGate {
     this.recheckMs = opts.recheckMs
   }
 
-  owns (meta: ObjectMeta): boolean {
+  waitMs (meta: ObjectMeta): number {
     const self = this.#placement.selfId
     // A version committed here whose copies are still being placed: who owns it is not known yet.
     // (One never placed — the node stopped in between — is this node's after a while.)
-    if (meta.holders === undefined && Date.now() - meta.lastModifiedMs < UNPLACED_GRACE_MS) return false
+    if (meta.holders === undefined && Date.now() - meta.lastModifiedMs < UNPLACED_GRACE_MS) return this.recheckMs
     const holders = meta.holders === undefined ? [self] : meta.holders.includes(self) ? meta.holders : [...meta.holders, self]
     const owner = this.#placement.owner(meta.container, meta.name, holders)
     const key = meta.container + '/' + meta.name
     if (owner === undefined || owner === self) {
       this.#deferred.delete(key)
-      return true
+      return 0
     }
     let d = this.#deferred.get(key)
     if (d === undefined || d.etag !== meta.etag) {
       d = { sinceMs: Date.now(), etag: meta.etag, orphaned: false, checking: false }
       this.#deferred.set(key, d)
     }
-    if (d.orphaned) return true
-    if (!d.checking && Date.now() - d.sinceMs > OWNER_CHECK_AFTER_MS) this.#checkOwner(meta, owner, d)
-    return false
+    if (d.orphaned) return 0
+    if (d.checking || Date.now() - d.sinceMs < OWNER_CHECK_AFTER_MS) return OWNER_CHECK_AFTER_MS
+    // Deferred for long without a clean notice: ask the owner, and look again soon for its answer.
+    this.#checkOwner(meta, owner, d)
+    return this.recheckMs
+  }
+
+  onViewChange (fn: () => void): void {
+    this.#viewListeners.push(fn)
+  }
+
+  /** The membership view changed (a node down, up, draining): deferred versions are looked at again. */
+  viewChanged (): void {
+    for (const fn of this.#viewListeners) fn()
   }
 
   async markerReady (meta: ObjectMeta, signal: AbortSignal): Promise<boolean> {

@@ -71,6 +71,8 @@ export async function createCluster (config: Config, store: LocalStore, registry
     keepCopies: config.peerReadCache && config.mode !== 'cache-only'
   })
   const gate = new OwnershipGate({ placement, objects, log, recheckMs: Math.max(200, config.probeIntervalMs) })
+  // Ownership moves with the view: versions waiting for another holder are looked at again at once.
+  membership.onChange((ev) => { if (ev.type !== 'rejoined') gate.viewChanged() })
   repair = new Repair({
     store, membership, placement, objects,
     tiered: config.mode !== 'cache-only',

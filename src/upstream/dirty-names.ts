@@ -5,6 +5,8 @@
  *
  * - `ready`: in the upload order (by seq);
  * - `retry`: until its backoff is over;
+ * - `deferred`: another node of the cluster uploads it; looked at again after a while, or at once
+ *   when the cluster view changes (`releaseDeferred`);
  * - `marker`: a commit marker parked until its directory is clean (markers.ts);
  * - `held`: until the operation in flight on its name (an upload of an older
  *   version, an upstream delete) ends.
@@ -29,7 +31,7 @@ export interface Upload {
   deleted: boolean
 }
 
-export type Place = 'ready' | 'retry' | 'marker' | 'held' | undefined
+export type Place = 'ready' | 'retry' | 'deferred' | 'marker' | 'held' | undefined
 
 export interface NameState {
   readonly key: string
@@ -55,7 +57,9 @@ export const keyOf = (container: string, name: string): string => container + '/
 export class DirtyNames {
   readonly #names = new Map<string, NameState>()
   readonly #ready = new MinHeap<NameState>()
+  /** Versions waiting for a time: retries after a failure and deferred ones, by when they are due. */
   readonly #retry = new MinHeap<NameState>()
+  readonly #deferred = new Set<NameState>()
   readonly #dirs = new DirectoryOrder<NameState>((s) => s.dir)
   readonly #isMarker: (name: string) => boolean
   /** Called when a version becomes ready to upload. */
@@ -157,9 +161,26 @@ export class DirtyNames {
     this.#retry.set(s, at)
   }
 
+  /** Not this node's to upload now (cluster): looked at again at `at`, or when `releaseDeferred` is called. */
+  defer (s: NameState, at: number): void {
+    this.enqueueRetry(s, at)
+    if (s.where !== 'retry') return
+    s.where = 'deferred'
+    this.#deferred.add(s)
+  }
+
+  /** The cluster view changed: every deferred version goes back into the upload order. */
+  releaseDeferred (): void {
+    for (const s of [...this.#deferred]) this.enqueue(s)
+  }
+
   unqueue (s: NameState): void {
     if (s.where === 'ready') this.#ready.delete(s)
     else if (s.where === 'retry') this.#retry.delete(s)
+    else if (s.where === 'deferred') {
+      this.#retry.delete(s)
+      this.#deferred.delete(s)
+    }
     else if (s.where === 'marker') this.#dirs.unpark(s)
     s.where = undefined
   }
@@ -225,6 +246,7 @@ export class DirtyNames {
       const at = this.#retry.peekKey()
       if (s === undefined || at === undefined || at > now) return
       this.#retry.delete(s)
+      this.#deferred.delete(s)
       s.where = undefined
       this.enqueue(s)
     }

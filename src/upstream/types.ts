@@ -210,13 +210,19 @@ export interface Writeback {
  * a gate every dirty version of the store is this node's to upload.
  */
 export interface UploadGate {
-  /** Whether this node is the version's writeback owner in its current view (the first live holder of its order). */
-  owns (meta: ObjectMeta): boolean
+  /**
+   * 0 when this node is the version's writeback owner in its current view (the first live
+   * holder of its order) and uploads it now; otherwise how long before it is looked at again
+   * (sooner when `onViewChange` fires).
+   */
+  waitMs (meta: ObjectMeta): number
+  /** Registers what to call when the cluster view changes (ownership may have moved here). */
+  onViewChange (fn: () => void): void
   /** A commit marker: whether no live node holds a dirty object of its directory committed before it. */
   markerReady (meta: ObjectMeta, signal: AbortSignal): Promise<boolean>
   /** This node uploaded `meta` as upstream blob `upstreamEtag` (Content-MD5 `md5`): the other holders may mark it clean. */
   uploaded (meta: ObjectMeta, upstreamEtag: string, md5: string): void
-  /** How long a version this node does not own (or a marker not ready) waits before it is looked at again. */
+  /** How long a marker whose directory is not clean on every node waits before it is looked at again. */
   readonly recheckMs: number
 }
 

@@ -133,9 +133,10 @@ export class WritebackWorker {
         this.#c.settle(s.key)
         continue
       }
-      if (this.#c.gate !== undefined && !this.#c.gate.owns(meta)) {
-        // Another holder uploads it; looked at again later (ownership moves when that holder goes).
-        this.#c.names.enqueueRetry(s, Date.now() + this.#c.gate.recheckMs)
+      const wait = this.#c.gate?.waitMs(meta) ?? 0
+      if (wait > 0) {
+        // Another holder uploads it; looked at again later, or when the view changes (ownership moves).
+        this.#c.names.defer(s, Date.now() + wait)
         continue
       }
       this.#beginUpload(s, entry, meta)

@@ -118,6 +118,10 @@ export class WritebackQueue implements Writeback {
   /** Subscribes to the store, loads delete records, queues every dirty version by seq and starts working. */
   async start (): Promise<void> {
     this.#o.store.watch((ev) => this.#onEvent(ev))
+    this.#o.gate?.onViewChange(() => {
+      this.#names.releaseDeferred()
+      this.#worker.schedule()
+    })
     this.#opened = (async () => {
       await mkdir(this.#o.dir, { recursive: true })
       this.#deletes.load(await this.#tombstones.open((file, why) => this.#o.log.warn({ file }, `writeback: ${why}, ignored`)))
