@@ -97,7 +97,7 @@ export class LocalPeerHandler implements PeerHandler {
       locations.deleted(a.container, a.name, store.head(a.container, a.name)?.lastModifiedMs ?? Date.now())
     }
     if (store.getContainer(a.container) === undefined) return { deleted: false }
-    if (a.mode !== 'client') return { deleted: await store.dropCopy(a.container, a.name, a.etag) !== undefined }
+    if (a.mode !== 'client') return { deleted: await store.dropCopy(a.container, a.name, a.etag, { deleted: a.mode === 'deleted' }) !== undefined }
     let deleted: ObjectMeta
     try {
       deleted = await store.deleteObject(a.container, a.name, (cur) => {

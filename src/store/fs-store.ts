@@ -525,14 +525,14 @@ export class FsStore implements LocalStore {
     })
   }
 
-  async dropCopy (container: string, name: string, etag?: string): Promise<ObjectMeta | undefined> {
+  async dropCopy (container: string, name: string, etag?: string, opts: { deleted?: boolean } = {}): Promise<ObjectMeta | undefined> {
     const hash = objectHash(container, name)
     return this.#lock.run(hash, async () => {
       const current = this.#containers.get(container)?.objects.get(name)
       if (current === undefined || (etag !== undefined && current.etag !== etag)) return undefined
       this.#uninstall(hash, current)
       await this.#removeObjectFiles(hash, current.extents, true)
-      await this.#tell({ type: 'evict', meta: current })
+      await this.#tell({ type: 'evict', meta: current, deleted: opts.deleted === true })
       return current
     })
   }

@@ -53,14 +53,15 @@ export interface ObjectWrite {
  * - `delete`: a client delete is about to remove `meta`; the watcher's promise is awaited first
  *   and a rejection aborts the delete (so a record of the upstream delete is durable before it).
  * - `evict`: a clean or cache-only object was dropped to make room or because it went stale;
- *   not a delete (nothing changes upstream).
+ *   not a delete (nothing changes upstream). `deleted`: a copy dropped because a client deleted
+ *   the object through another node (cluster), which carries the delete upstream.
  * - `delete-container`: a client Delete Container / DeleteBucket is about to remove the container
  *   and every object in it (no `delete` event per object); awaited like `delete`.
  */
 export type StoreEvent =
   | { type: 'commit', meta: ObjectMeta, previous: ObjectMeta | undefined }
   | { type: 'delete', meta: ObjectMeta }
-  | { type: 'evict', meta: ObjectMeta }
+  | { type: 'evict', meta: ObjectMeta, deleted?: boolean }
   | { type: 'delete-container', container: string }
 
 export type StoreWatcher = (event: StoreEvent) => void | Promise<void>
@@ -184,9 +185,10 @@ export interface LocalStore {
   /**
    * Drops this node's copy of an object (the version `etag` names, when given), dirty or not,
    * telling watchers `evict`: the object lives on elsewhere (a newer version on other nodes, a
-   * copy handed away), so nothing changes upstream. Returns the dropped version.
+   * copy handed away), so nothing changes upstream. Returns the dropped version. `deleted`: a
+   * client deleted the object through another node (told to watchers).
    */
-  dropCopy (container: string, name: string, etag?: string): Promise<ObjectMeta | undefined>
+  dropCopy (container: string, name: string, etag?: string, opts?: { deleted?: boolean }): Promise<ObjectMeta | undefined>
   /** Registers a watcher of commits, deletes and evictions (see StoreEvent). */
   watch (watcher: StoreWatcher): void
   /** Every committed object (start-up scans). */

@@ -27,8 +27,17 @@ export interface Entry {
 export interface Upload {
   readonly entry: Entry
   readonly abort: AbortController
-  /** The name was deleted while this upload ran (it was aborted; a delete record is pending). */
+  /** The name was deleted while this upload ran (it was aborted, or see `deleteAfter`; a delete record is pending). */
   deleted: boolean
+  /** Its requests are going to the upstream (an abort from now on may come after Azure committed them). */
+  sending: boolean
+  /**
+   * Cluster: a client deleted the name through another node after this upload began sending.
+   * It is not aborted (Azure may commit a request whose sender gave up); once it commits, the
+   * blob it made is deleted here, If-Match its etag (the deleting node's own delete may have
+   * reached Azure first).
+   */
+  deleteAfter: boolean
 }
 
 export type Place = 'ready' | 'retry' | 'deferred' | 'marker' | 'held' | undefined

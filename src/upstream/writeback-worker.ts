@@ -146,7 +146,7 @@ export class WritebackWorker {
 
   #beginUpload (s: NameState, entry: Entry, meta: ObjectMeta): void {
     this.#c.names.setCurrent(s, undefined)
-    const up: Upload = { entry, abort: new AbortController(), deleted: false }
+    const up: Upload = { entry, abort: new AbortController(), deleted: false, sending: false, deleteAfter: false }
     s.upload = up
     this.#active++
     this.#uploading++
@@ -162,6 +162,7 @@ export class WritebackWorker {
           this.#outage.abandoned(probe)
           return
         }
+        up.sending = true
         result = await upstream.upload({
           ref: layout.toUpstream(s.container, s.name),
           source: { size: meta.size, open: (range) => store.openRead(meta, range) },
@@ -170,6 +171,7 @@ export class WritebackWorker {
           version: meta.etag,
           signal: up.abort.signal
         })
+        if (up.deleteAfter) await this.#deleteCommitted(meta, result.etag)
         clean = await store.markClean(s.container, s.name, entry.etag, result.etag, meta.checksums.md5 === undefined ? { md5: result.md5 } : undefined)
         if (clean) this.#c.gate?.uploaded(meta, result.etag, result.md5)
       } catch (err) {
@@ -196,6 +198,20 @@ export class WritebackWorker {
     else if (clean) this.#c.names.dropDirty(s)
     else if (s.dirty && !up.deleted) this.#resync(s)
     this.#afterUpload(s)
+  }
+
+  /**
+   * The version `meta` was deleted through another node while its upload ran and the upload
+   * committed: the blob it made goes too, If-Match `upstreamEtag` (a newer blob is not ours to
+   * delete). Recorded durably; it runs once the upload has ended (`#afterUpload`).
+   */
+  async #deleteCommitted (meta: ObjectMeta, upstreamEtag: string): Promise<void> {
+    try {
+      const p = await this.#c.deletes.record({ ...meta, upstreamEtag }, false)
+      p.confirmed = true
+    } catch (err) {
+      this.#c.log.error({ err, container: meta.container, name: meta.name }, 'writeback: could not record the delete of a blob committed after its name was deleted')
+    }
   }
 
   /** A marker whose directory is still dirty on another node: not started, looked at again later. */

@@ -174,7 +174,7 @@ export class WritebackQueue implements Writeback {
 
   flush (container?: string, prefix?: string): FlushHandle {
     const items = new Map<string, number>()
-    for (const s of this.#names.values()) if (s.dirty && inFlushScope(s.key, container, prefix)) items.set(s.key, s.dirtySize)
+    for (const s of this.#names.values()) if ((s.dirty || s.upload?.deleteAfter === true) && inFlushScope(s.key, container, prefix)) items.set(s.key, s.dirtySize)
     for (const key of this.#deletes.keys()) if (!items.has(key) && inFlushScope(key, container, prefix)) items.set(key, 0)
     const f = new FlushTracker(items)
     if (!f.finished) {
@@ -226,7 +226,7 @@ export class WritebackQueue implements Writeback {
     if (ev.type === 'delete') return this.#onDelete(ev.meta)
     if (ev.type === 'evict') {
       // Nothing changes upstream; a dirty copy dropped (held elsewhere) is no longer this node's to upload.
-      if (ev.meta.dirty === true) this.#dropped(ev.meta)
+      if (ev.meta.dirty === true) this.#dropped(ev.meta, ev.deleted === true)
       return
     }
     if (ev.type !== 'commit' || this.#closed) return
@@ -283,16 +283,22 @@ export class WritebackQueue implements Writeback {
     this.#confirmDelete(meta, p)
   }
 
-  /** A dirty copy dropped from this node (cluster): forget it, stop an upload of it. */
-  #dropped (meta: ObjectMeta): void {
+  /**
+   * A dirty copy dropped from this node (cluster): forget it, stop an upload of it. An upload
+   * already sending when a client deleted the name elsewhere runs on (see `Upload.deleteAfter`).
+   */
+  #dropped (meta: ObjectMeta, deleted: boolean): void {
     const key = keyOf(meta.container, meta.name)
     const s = this.#names.get(key)
     if (s === undefined) return
-    if (s.upload !== undefined && s.upload.entry.etag === meta.etag && !s.upload.deleted) {
-      s.upload.deleted = true
-      s.upload.abort.abort()
+    const up = s.upload?.entry.etag === meta.etag ? s.upload : undefined
+    if (up !== undefined && !up.deleted) {
+      up.deleted = true
+      if (deleted && up.sending) up.deleteAfter = true
+      else up.abort.abort()
     }
-    if (s.current?.etag === meta.etag) this.#names.dropDirty(s)
+    // The store held no other version of the name: nothing of it is dirty here now.
+    if (up !== undefined || s.current?.etag === meta.etag) this.#names.dropDirty(s)
     this.#waiters.resolve(key, (e) => e === meta.etag)
     this.#settle(key)
   }
@@ -322,9 +328,10 @@ export class WritebackQueue implements Writeback {
     this.#later(check, 0)
   }
 
-  /** Flushes count a name once nothing of it is dirty and no delete of it is pending. */
+  /** Flushes count a name once nothing of it is dirty and no delete of it is pending (or to come: `deleteAfter`). */
   #settle (key: string): void {
-    if (this.#names.get(key)?.dirty === true || this.#deletes.has(key)) return
+    const s = this.#names.get(key)
+    if (s?.dirty === true || s?.upload?.deleteAfter === true || this.#deletes.has(key)) return
     this.#worker.forget(key)
     for (const f of this.#flushes) if (f.settle(key)) this.#flushes.delete(f)
   }

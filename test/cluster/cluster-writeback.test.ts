@@ -7,6 +7,10 @@
  *   first holder of its rendezvous order, which is the home: each node's upload counter equals
  *   the number of objects it is home of), bytes equal, and `.metadata` sent only after Azurite
  *   answered every shard's commit;
+ * - an object deleted through A while its owner's upload is held in the proxy after its body
+ *   arrived whole: A's Delete Blob reaches Azurite first, the upload commits after it (as Azure
+ *   may carry out a request whose sender gave up), and the owner deletes that blob (If-Match):
+ *   Azurite ends without it, every node answers 404;
  * - a second save while the uploads are held in the proxy: each node uploads exactly the objects
  *   it owns; the owner of the most is killed (SIGKILL), its held requests are dropped (never reach
  *   Azurite), and the surviving holders take its uploads over: Azurite ends up with every object,
@@ -82,6 +86,41 @@ t.test('a checkpoint saved through A reaches Azurite once, each object uploaded 
   for (let i = 0; i < 3; i++) {
     const owned = [...want.keys()].filter((n) => homeOf(n) === i).length
     t.equal((after[i] as number) - (before[i] as number), owned, `${ids[i] as string} uploaded the ${owned} objects it owns`)
+  }
+})
+
+t.test('deleted through A while its owner\'s upload is on its way: no blob is left in Azurite', async (t) => {
+  const dir = 'run-1/step-150/'
+  // An object the home (its writeback owner) of which is not A, the node it is written and deleted through.
+  const name = [0, 1, 2, 3, 4, 5, 6, 7].map((r) => `${dir}__${r}_0.distcp`).find((n) => homeOf(n) !== 0) as string
+  const owner = homeOf(name)
+  const target = `${CONTAINER}/${name}`
+  const upload = (r: ProxiedRequest): boolean => isCommit(r) && r.target === target
+  proxy.hold(upload)
+  await container(gwA).getBlockBlobClient(name).uploadData(randomBytes(256 * KiB))
+  await proxy.arrived(upload, 1)
+  const deadline = Date.now() + 15_000
+  while (proxy.held()[0]?.received !== true && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(proxy.held()[0]?.received, true, `${ids[owner] as string}'s Put Blob has reached the proxy whole`)
+
+  // A records the delete and carries it out at once: Azurite has nothing of the name yet.
+  await container(gwA).getBlobClient(name).delete()
+  const deleteOf = (r: ProxiedRequest): boolean => r.op === 'DeleteBlob' && r.target === target
+  await proxy.arrived(deleteOf, 1)
+  while (proxy.requests.find(deleteOf)?.answered === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(proxy.requests.find(deleteOf)?.status, 404, 'the deleting node\'s Delete Blob came first: nothing to delete yet')
+
+  // The owner's upload then commits (Azure may carry out a request whose sender gave up on it).
+  proxy.release({ abandoned: 'forward' })
+  await flushUntilDone(cluster.nodes[owner] as GatewayHandle, `${CONTAINER}/${dir}`)
+  await flushUntilDone(gwA, `${CONTAINER}/${dir}`)
+  const put = proxy.requests.find(upload)
+  t.equal(put?.status, 201, 'the upload committed in Azurite after the delete')
+  const cleanup = proxy.requests.filter((r) => deleteOf(r) && put?.answered !== undefined && r.arrived > put.answered)
+  t.same(cleanup.map((r) => r.status), [202], 'its blob was deleted once, after it committed')
+  t.notOk((await azuriteBlobs(azurite.connectionString, CONTAINER)).has(name), 'Azurite holds no blob of the deleted name')
+  for (const [i, gw] of cluster.nodes.entries()) {
+    await t.rejects(container(gw).getBlobClient(name).getProperties(), { name: 'RestError', statusCode: 404 }, `${ids[i] as string}: not found`)
   }
 })
 

@@ -164,6 +164,10 @@ export interface ProxiedRequest {
   status?: number
   /** Held, then dropped because the gateway had gone away. */
   dropped?: boolean
+  /** Held, and its body had arrived whole. */
+  received?: boolean
+  /** Held, then forwarded although its gateway had gone away (`release({ abandoned: 'forward' })`). */
+  abandoned?: boolean
 }
 
 export type RequestFilter = (r: ProxiedRequest) => boolean
@@ -181,8 +185,12 @@ export interface UpstreamProxy {
   readonly requests: readonly ProxiedRequest[]
   /** From now on requests that match wait in the proxy until `release()`. */
   hold (filter: RequestFilter): void
-  /** Stops holding; every held request goes on (or is dropped when its gateway is gone). */
-  release (): void
+  /**
+   * Stops holding; every held request goes on, or is dropped when its gateway is gone. With
+   * `abandoned: 'forward'` a request whose body had arrived whole goes on even then, as a storage
+   * service may carry out a request whose sender hung up before the answer.
+   */
+  release (opts?: { abandoned?: 'drop' | 'forward' }): void
   /** Resolves once the gateway end of every request held now has closed (e.g. after a kill), so that `release()` drops them all. */
   heldAbandoned (timeoutMs?: number): Promise<void>
   /** Requests waiting in the proxy now. */
@@ -224,6 +232,18 @@ export async function startUpstreamProxy (azuritePort: number): Promise<Upstream
     body.pipe(up)
   }
 
+  /** A request whose gateway has gone: to Azurite all the same, its answer read and dropped. */
+  const forwardAbandoned = (req: IncomingMessage, body: Readable, rec: ProxiedRequest): void => {
+    rec.abandoned = true
+    const up = http.request({ host: '127.0.0.1', port: azuritePort, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      rec.answered = ++clock
+      rec.status = ur.statusCode
+      ur.resume()
+    })
+    up.on('error', () => {})
+    body.pipe(up)
+  }
+
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy')
     const target = decodeURIComponent(url.pathname).split('/').slice(2).join('/')
@@ -233,6 +253,7 @@ export async function startUpstreamProxy (azuritePort: number): Promise<Upstream
     if (holding?.(rec) === true) {
       // The body is read into memory meanwhile, so that the proxy sees the gateway go away.
       const body = new PassThrough({ highWaterMark: 256 * MiB })
+      req.once('end', () => { rec.received = true })
       req.pipe(body)
       held.push({ rec, req, body, res })
     } else {
@@ -253,9 +274,13 @@ export async function startUpstreamProxy (azuritePort: number): Promise<Upstream
     connectionString: connectionStringFor(port),
     requests,
     hold (filter) { holding = filter },
-    release () {
+    release (opts = {}) {
       holding = undefined
       for (const { rec, req, body, res } of held.splice(0)) {
+        if ((req.socket.destroyed || res.destroyed) && opts.abandoned === 'forward' && rec.received === true) {
+          forwardAbandoned(req, body, rec)
+          continue
+        }
         // The gateway that sent it is gone (killed): what it asked for must not happen after all.
         if (req.socket.destroyed || res.destroyed) {
           rec.dropped = true

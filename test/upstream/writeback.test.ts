@@ -234,6 +234,48 @@ t.test('delete during an upload: aborted, recorded before the delete returns, de
   t.equal(f.store.head(C, 'x'), undefined)
 })
 
+t.test('cluster: a copy dropped because the name was deleted on another node', async (t) => {
+  const f = await fixture(t)
+  const q = f.queue()
+  await q.start()
+
+  // Already sending: it runs on, and the blob it committed is deleted If-Match its etag.
+  const gate = f.upstream.hold('sent', true)
+  const sent = await put(f.store, 'sent', 'reached the upstream before the delete elsewhere')
+  await gate.reached
+  const committed = f.upstream.blobs.get('sent')?.etag
+  t.ok(await f.store.dropCopy(C, 'sent', sent.etag, { deleted: true }))
+  gate.release()
+  await q.flush().done
+  t.same(f.upstream.calls.filter((c) => c.name === 'sent').map((c) => [c.op, c.ifMatch]), [['upload', undefined], ['delete', committed]])
+  t.notOk(f.upstream.blobs.has('sent'), 'the blob committed after the delete is gone')
+  t.notOk(q.deletePending(C, 'sent'))
+  t.same(await readdir(join(f.dir, 'deletes')), [], 'its record is gone once done')
+
+  // A newer blob (another node's upload) replaced it before the delete ran: left alone.
+  const g2 = f.upstream.hold('newer', true)
+  const v = await put(f.store, 'newer', 'v1')
+  await g2.reached
+  const mine = f.upstream.blobs.get('newer')
+  t.ok(mine)
+  f.upstream.blobs.set('newer', { ...(mine as NonNullable<typeof mine>), data: Buffer.from('v2 from another node'), etag: '0x8DFFFF' })
+  t.ok(await f.store.dropCopy(C, 'newer', v.etag, { deleted: true }))
+  g2.release()
+  await q.flush().done
+  t.same(f.upstream.calls.filter((c) => c.op === 'delete' && c.name === 'newer').map((c) => c.ifMatch), [mine?.etag])
+  t.equal(f.upstream.blobs.get('newer')?.data.toString(), 'v2 from another node', 'a newer blob is not deleted')
+
+  // Dropped for any other reason (a newer version elsewhere, a copy handed away): aborted, nothing deleted.
+  const g3 = f.upstream.hold('moved')
+  const m = await put(f.store, 'moved', 'held elsewhere too')
+  await g3.reached
+  t.ok(await f.store.dropCopy(C, 'moved', m.etag))
+  await q.flush().done
+  t.notOk(f.upstream.blobs.has('moved'), 'aborted before it committed')
+  t.notOk(f.upstream.calls.some((c) => c.op === 'delete' && c.name === 'moved'))
+  t.equal(q.status().failedAttempts, 0, 'neither is a failure')
+})
+
 t.test('a rewrite after a delete replaces the blob; the record waits for it and goes', async (t) => {
   const f = await fixture(t)
   const q = f.queue()
