@@ -7,12 +7,16 @@
  *
  *   CKPT-HMAC-SHA256 \n METHOD \n target \n date \n nonce \n node \n content-sha256
  *
- * where `target` is the request target exactly as sent (path and query).
+ * where `target` is the request target exactly as sent (path and query). A
+ * replica body is signed chunk by chunk instead (chunk-signing.ts): its
+ * content-sha256 is `STREAMING_PAYLOAD`, its chunks' signatures chain from
+ * the request's.
  * A verifier refuses dates further than the replay window from its clock and
  * nonces it has seen within the window. No HTTP here: the server and the
  * client pass headers in and out.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { ChunkSigner, ChunkVerifier, STREAMING_PAYLOAD } from './chunk-signing.js'
 import {
   AUTH_SCHEME, H_AUTHORIZATION, H_CONTENT_SHA256, H_DATE, H_NODE, H_NONCE, SIGNING_CONTEXT
 } from './protocol.js'
@@ -61,23 +65,38 @@ export class PeerSigner {
 
   /** The auth headers for a request; `bodySha256Hex` is the hex SHA-256 of its body (of '' when it has none). */
   sign (method: string, target: string, bodySha256Hex: string = EMPTY_SHA256): SignedHeaders {
+    return this.#sign(method, target, bodySha256Hex).headers
+  }
+
+  /**
+   * The auth headers for a request whose `size`-byte body is signed chunk by chunk, and the
+   * transform that frames and signs it (its output is the body; `framedLength(size)` bytes).
+   */
+  signStreaming (method: string, target: string, size: number): { headers: SignedHeaders, body: ChunkSigner } {
+    const { headers, sig } = this.#sign(method, target, STREAMING_PAYLOAD)
+    return { headers, body: new ChunkSigner(this.#key, sig, size) }
+  }
+
+  #sign (method: string, target: string, contentSha256: string): { headers: SignedHeaders, sig: Buffer } {
     const date = String(Math.trunc(this.#now()))
     const nonce = randomBytes(16).toString('hex')
     const sig = createHmac('sha256', this.#key)
-      .update(stringToSign(method, target, date, nonce, this.#node, bodySha256Hex))
-      .digest('hex')
-    return {
+      .update(stringToSign(method, target, date, nonce, this.#node, contentSha256))
+      .digest()
+    const headers = {
       [H_DATE]: date,
       [H_NONCE]: nonce,
       [H_NODE]: this.#node,
-      [H_CONTENT_SHA256]: bodySha256Hex,
-      [H_AUTHORIZATION]: `${AUTH_SCHEME} ${sig}`
+      [H_CONTENT_SHA256]: contentSha256,
+      [H_AUTHORIZATION]: `${AUTH_SCHEME} ${sig.toString('hex')}`
     }
+    return { headers, sig }
   }
 }
 
 export type VerifyResult =
-  | { ok: true, node: string, contentSha256: string }
+  /** `signature`: the request's, which a chunk-signed body's chunk signatures chain from. */
+  | { ok: true, node: string, contentSha256: string, signature: Buffer }
   /** `busy`: refused for lack of room to remember the nonce, not for a fault of the request (answer 503, retryable). */
   | { ok: false, reason: string, busy?: boolean }
 
@@ -134,7 +153,7 @@ export class PeerVerifier {
     if (date === undefined || !DATE_RE.test(date)) return refuse(`missing or malformed ${H_DATE} header`)
     if (nonce === undefined || !NONCE_RE.test(nonce)) return refuse(`missing or malformed ${H_NONCE} header`)
     if (node === undefined || !NODE_RE.test(node)) return refuse(`missing or malformed ${H_NODE} header`)
-    if (contentSha256 === undefined || !SHA256_RE.test(contentSha256)) return refuse(`missing or malformed ${H_CONTENT_SHA256} header`)
+    if (contentSha256 === undefined || !(SHA256_RE.test(contentSha256) || contentSha256 === STREAMING_PAYLOAD)) return refuse(`missing or malformed ${H_CONTENT_SHA256} header`)
 
     const now = this.#now()
     const dateMs = Number(date)
@@ -149,7 +168,12 @@ export class PeerVerifier {
     if (this.#nonces.has(nonce)) return refuse('nonce already used (replayed request)')
     if (this.#nonces.size >= this.#maxNonces) return { ok: false, reason: `more than ${this.#maxNonces} nonces within the replay window`, busy: true }
     this.#nonces.set(nonce, dateMs + this.#windowMs)
-    return { ok: true, node, contentSha256 }
+    return { ok: true, node, contentSha256, signature: given }
+  }
+
+  /** Checks a chunk-signed body of `size` bytes of a request verified with `signature`, passing on its verified bytes. */
+  chunkVerifier (signature: Buffer, size: number): ChunkVerifier {
+    return new ChunkVerifier(this.#key, signature, size)
   }
 
   #prune (now: number): void {

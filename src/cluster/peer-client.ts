@@ -11,10 +11,11 @@
  * the peer; a caller's abort is CC_ERR_CLIENT_ABORTED.
  */
 import { createHash } from 'node:crypto'
-import type { Readable } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import { CacheError, isCacheError } from '../errors.js'
 import { PeerSigner } from './auth.js'
+import { framedLength } from './chunk-signing.js'
 import {
   decodeWireMeta, encodeWireMeta, ERROR_BODY_MAX, errorFromAnswer, formatRange, H_ETAG, H_META,
   objectPath, parseContentRange, PROBE_PATH, RPC_BODY_MAX, rpcPath
@@ -134,14 +135,18 @@ export function createPeerClient (opts: PeerClientOptions): PeerClient {
       const what = `replica write of ${meta.container}/${meta.name}`
       const { data } = poolsFor(node.url)
       const path = objectPath(meta.container, meta.name)
-      const sha = await digestOf(source.open(), meta.size, o.signal, what)
-      const body = source.open()
+      if (o.signal?.aborted === true) throw failure(o.signal.reason, node.url, what, o.signal)
+      // One pass over the source: its chunks are signed as they go (chunk-signing.ts).
+      const { headers: auth, body } = signer.signStreaming('PUT', path, meta.size)
+      const src = source.open()
       let sourceError: unknown
-      body.once('error', err => { sourceError = err })
+      src.once('error', (err) => { sourceError ??= err })
+      body.once('error', (err) => { if (isCacheError(err)) sourceError ??= err })
+      pipeline(src, body, () => {})
       const headers: Record<string, string> = {
-        ...signer.sign('PUT', path, sha),
+        ...auth,
         'content-type': 'application/octet-stream',
-        'content-length': String(meta.size),
+        'content-length': String(framedLength(meta.size)),
         [H_META]: encodeWireMeta(meta)
       }
       try {
@@ -193,29 +198,6 @@ export function createPeerClient (opts: PeerClientOptions): PeerClient {
       await Promise.all(all.map(closePools))
     }
   }
-}
-
-/** The SHA-256 (hex) of a source read once, which must yield exactly `size` bytes. */
-async function digestOf (stream: Readable, size: number, signal: AbortSignal | undefined, what: string): Promise<string> {
-  const hash = createHash('sha256')
-  let seen = 0
-  const onAbort = (): void => { stream.destroy() }
-  signal?.addEventListener('abort', onAbort, { once: true })
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      seen += chunk.length
-      hash.update(chunk)
-    }
-  } catch (err) {
-    if (signal?.aborted === true) throw new CacheError('CC_ERR_CLIENT_ABORTED', `The ${what} was cancelled`, { cause: signal.reason })
-    throw err
-  } finally {
-    signal?.removeEventListener('abort', onAbort)
-    stream.destroy()
-  }
-  if (signal?.aborted === true) throw new CacheError('CC_ERR_CLIENT_ABORTED', `The ${what} was cancelled`, { cause: signal.reason })
-  if (seen !== size) throw new CacheError('CC_ERR_INTERNAL', `The source of the ${what} has ${seen} bytes, its meta says ${size}`)
-  return hash.digest('hex')
 }
 
 /** The CacheError for a failed call: the peer's own, a cancellation, or the peer unreachable. */

@@ -2,16 +2,19 @@
  * The peer API server (protocol.ts) on plain node:http: every request is
  * verified with the cluster secret first (auth.ts), then dispatched to the
  * PeerHandler. Object bodies stream both ways with backpressure; a replica's
- * body reaches the handler through a SHA-256 check that errors instead of
- * ending when the bytes are not the signed ones, so nothing unsigned is
- * committed. A peer that goes away aborts the work behind its request.
+ * body reaches the handler through a check that errors instead of passing on
+ * bytes that are not the signed ones: chunk by chunk (chunk-signing.ts), or
+ * for a body signed whole, a SHA-256 that errors instead of ending. So
+ * nothing unsigned is committed. A peer that goes away aborts the work
+ * behind its request.
  */
 import { createHash, type Hash } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CacheError, isCacheError } from '../errors.js'
-import { PeerVerifier } from './auth.js'
+import { PeerVerifier, type VerifyResult } from './auth.js'
+import { framedLength, STREAMING_PAYLOAD } from './chunk-signing.js'
 import {
   decodeWireMeta, errorBody, formatContentRange, H_ETAG, H_META, encodeWireMeta, parsePeerPath,
   parseRangeHeader, routeMethod, RPC_BODY_MAX, statusForCode, type PeerRoute
@@ -37,6 +40,9 @@ export interface PeerServer {
   listen (host: string, port: number): Promise<number>
   close (): Promise<void>
 }
+
+/** What a verified request's signature covers of its body. */
+type Signed = Pick<Extract<VerifyResult, { ok: true }>, 'contentSha256' | 'signature'>
 
 const DEFAULT_CLOSE_GRACE_MS = 2000
 /** Buffer of a replica body between the socket and the handler (either side of the digest check). */
@@ -74,18 +80,18 @@ export function createPeerServer (opts: PeerServerOptions): PeerServer {
         res.setHeader('allow', allowed)
         throw routeError(405, `${method} is not allowed on ${path}`)
       }
-      await dispatch(route, req, res, auth.contentSha256)
+      await dispatch(route, req, res, auth)
     } catch (err) {
       answerError(err, req, res, method, path)
     }
   }
 
-  async function dispatch (route: Exclude<PeerRoute, { kind: 'bad' }>, req: IncomingMessage, res: ServerResponse, signedSha256: string): Promise<void> {
+  async function dispatch (route: Exclude<PeerRoute, { kind: 'bad' }>, req: IncomingMessage, res: ServerResponse, signed: Signed): Promise<void> {
     if (route.kind === 'probe') {
       sendJson(res, 200, handler.probe())
     } else if (route.kind === 'rpc') {
       const body = await readBody(req, RPC_BODY_MAX)
-      if (createHash('sha256').update(body).digest('hex') !== signedSha256) {
+      if (createHash('sha256').update(body).digest('hex') !== signed.contentSha256) {
         throw new CacheError('CC_ERR_PEER_AUTH', 'Peer request refused: the body does not match its signed digest')
       }
       let args: unknown
@@ -97,7 +103,7 @@ export function createPeerServer (opts: PeerServerOptions): PeerServer {
     } else if (req.method === 'GET') {
       await readObject(route.container, route.name, req, res)
     } else {
-      await writeObject(route.container, route.name, req, res, signedSha256)
+      await writeObject(route.container, route.name, req, res, signed)
     }
   }
 
@@ -131,19 +137,21 @@ export function createPeerServer (opts: PeerServerOptions): PeerServer {
     }
   }
 
-  async function writeObject (container: string, name: string, req: IncomingMessage, res: ServerResponse, signedSha256: string): Promise<void> {
+  async function writeObject (container: string, name: string, req: IncomingMessage, res: ServerResponse, signed: Signed): Promise<void> {
     const meta = decodeWireMeta(header(req, H_META))
     if (meta.container !== container || meta.name !== name) throw new CacheError('CC_ERR_INVALID_INPUT', `${H_META} names ${meta.container}/${meta.name}, the path ${container}/${name}`)
+    const chunked = signed.contentSha256 === STREAMING_PAYLOAD
+    const length = chunked ? framedLength(meta.size) : meta.size
     const declared = header(req, 'content-length')
-    if (declared === undefined || !/^\d{1,16}$/.test(declared) || Number(declared) !== meta.size) {
-      throw new CacheError('CC_ERR_INVALID_INPUT', `A replica's content-length (${declared ?? 'none'}) must be its size (${meta.size})`)
+    if (declared === undefined || !/^\d{1,16}$/.test(declared) || Number(declared) !== length) {
+      throw new CacheError('CC_ERR_INVALID_INPUT', `A replica's content-length (${declared ?? 'none'}) must be ${length} (its size ${meta.size}${chunked ? ', framed' : ''})`)
     }
     const gone = new AbortController()
     const onClose = (): void => {
       if (!res.writableFinished) gone.abort(new CacheError('CC_ERR_CLIENT_ABORTED', 'The peer closed the connection during a replica write'))
     }
     res.once('close', onClose)
-    const body = new SignedBody(signedSha256, meta)
+    const body = chunked ? verifier.chunkVerifier(signed.signature, meta.size) : new SignedBody(signed.contentSha256, meta)
     // Not pipeline(): a body the handler leaves unread is dropped here without destroying the
     // request, so the answer (e.g. 507) still reaches the peer.
     const cut = (err: Error): void => { if (!body.destroyed) body.destroy(err) }

@@ -31,7 +31,9 @@ t.test('signer and verifier without HTTP', async t => {
   t.equal(h['x-ckpt-date'], String(now))
   t.equal(h['x-ckpt-content-sha256'], body)
   t.match(h.authorization, /^CKPT-HMAC-SHA256 [0-9a-f]{64}$/)
-  t.same(verifier.verify('POST', '/v1/rpc/head?x=1', h), { ok: true, node: 'node-a', contentSha256: body })
+  const ok = verifier.verify('POST', '/v1/rpc/head?x=1', h)
+  t.match(ok, { ok: true, node: 'node-a', contentSha256: body })
+  t.equal(ok.ok && ok.signature.toString('hex'), h.authorization.split(' ')[1], 'the request signature, which chunk signatures chain from')
   t.match(verifier.verify('POST', '/v1/rpc/head?x=1', h), { ok: false, reason: /replayed/ }, 'the same request again')
 
   const refusedFor = (headers: Record<string, string | undefined>, method = 'POST', target = '/v1/rpc/head'): string => {
