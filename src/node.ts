@@ -63,6 +63,8 @@ export async function startNode (config: Config, opts: StartOptions = {}): Promi
   const cluster: RunningCluster | undefined = clustered
     ? await (await import('./cluster/start.js')).createCluster(config, store, metrics.registry, log)
     : undefined
+  // An MD5 computed here after the acknowledgement reaches the version's copies on other nodes.
+  if (cluster !== undefined) backfill.onComputed = (meta, md5) => { cluster.objects.md5Computed(meta, md5) }
   const tier = tiered ? await startTier(config, store, dirtyLimit, metrics, log, cluster?.gate) : undefined
   store.watch((event) => { if (event.type === 'evict') metrics.evictions.inc() })
   const service = new ObjectService(store, backfill, {

@@ -104,12 +104,37 @@ export class ClusterObjects implements ObjectCluster {
     const home = placement.home(meta.container, meta.name)
     if (home !== undefined && home.id !== self && !holders.includes(home.id)) fixes.push(home.id)
     await Promise.allSettled(fixes.map(async (id) => await this.#locate(id, final)))
+    // The copies carry the meta read when the placement began: an MD5 this node computed since
+    // (Md5Backfill) follows them, or they would never answer Content-MD5.
+    const now = store.head(meta.container, meta.name)
+    if (meta.checksums.md5 === undefined && now?.etag === meta.etag && now.checksums.md5 !== undefined) {
+      this.#sendMd5(final, now.checksums.md5, holders.filter((id) => id !== self && !liveHolders.has(id)))
+    }
     if (holders.length < total) {
       throw new CacheError('CC_ERR_PEER_UNAVAILABLE',
         `${holders.length} of ${total} copies of ${meta.container}/${meta.name} are durable: ${lastErr === undefined ? 'not enough live nodes' : errText(lastErr)}`,
         { detail: { retryAfter: 1 } })
     }
     return holders
+  }
+
+  /**
+   * This node computed the MD5 of `meta` (held here, a Put Blob sent without one) after the
+   * acknowledgement: the version's other live holders record it too instead of hashing again.
+   * Best effort, in the background; a holder that misses it computes its own after a restart.
+   */
+  md5Computed (meta: ObjectMeta, md5: string): void {
+    this.#sendMd5(meta, md5, (meta.holders ?? []).filter((id) => id !== this.#o.placement.selfId))
+  }
+
+  #sendMd5 (meta: ObjectMeta, md5: string, ids: readonly string[]): void {
+    for (const id of ids) {
+      const node = this.#o.placement.node(id)
+      if (node === undefined || !this.#o.placement.isLive(id)) continue
+      this.rpc(node, 'checksums', { container: meta.container, name: meta.name, etag: meta.etag, md5 }).catch((err) => {
+        this.#o.log.warn({ err: errText(err), node: id, container: meta.container, name: meta.name }, 'cluster: a copy did not get the computed Content-MD5')
+      })
+    }
   }
 
   /** Drain: copies until `others` nodes besides this one hold `meta` (this node, draining, no longer owns it). */

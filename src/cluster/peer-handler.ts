@@ -1,7 +1,8 @@
 /**
  * What this node answers on the peer API (PeerHandler), over its local store: copies written by
  * other nodes, reads of local copies, location records and deletes as the home, clean notices
- * from the writeback owner, local listings, and verdicts for returning nodes.
+ * from the writeback owner, MD5s the writer computed after the acknowledgement, local listings,
+ * and verdicts for returning nodes.
  */
 import type { Readable } from 'node:stream'
 import { MAX_OBJECT_PUT } from '../core/object-inputs.js'
@@ -14,6 +15,7 @@ import type { ClusterLog, ClusterObjects } from './cluster-objects.js'
 import type { ClusterMetrics } from './cluster-metrics.js'
 import type { Locations } from './locations.js'
 import type { Placement } from './placement.js'
+import { isBase64Md5 } from './protocol.js'
 import type { CheckItem, CheckVerdict, Membership, PeerHandler, ProbeInfo, RpcArgs, RpcResult, WireListEntry, WireMeta } from './types.js'
 import { copyWrite, toWire } from './wire-meta.js'
 
@@ -79,6 +81,8 @@ export class LocalPeerHandler implements PeerHandler {
     if (current?.etag === meta.etag) {
       body.resume()
       if (meta.holders !== undefined) await store.setHolders(meta.container, meta.name, meta.etag, meta.holders)
+      // The sender may know the version's MD5 (computed after its commit) when this copy does not.
+      if (meta.checksums.md5 !== undefined && current.checksums.md5 === undefined) await store.addChecksums(meta.container, meta.name, meta.etag, { md5: meta.checksums.md5 })
       this.#asHome(meta)
       return
     }
@@ -127,6 +131,19 @@ export class LocalPeerHandler implements PeerHandler {
     const cleaned = await wb.cleaned(a.container, a.name, a.etag, a.upstreamEtag, a.md5)
     if (cleaned) this.#o.onCleaned?.(a.container, a.name)
     return { cleaned }
+  }
+
+  /** The writer's background MD5 of a version held here: recorded once, etag-guarded; another MD5 already held is kept. */
+  async checksums (a: RpcArgs<'checksums'>): Promise<RpcResult<'checksums'>> {
+    this.#count('checksums')
+    const { store } = this.#o
+    if (typeof a.container !== 'string' || typeof a.name !== 'string' || typeof a.etag !== 'string' || !isBase64Md5(a.md5)) {
+      throw new CacheError('CC_ERR_INVALID_INPUT', 'checksums takes a container, name and etag (strings) and an md5 (base64 of 16 bytes)')
+    }
+    const current = store.getContainer(a.container) === undefined ? undefined : store.head(a.container, a.name)
+    if (current === undefined || current.etag !== a.etag) return { updated: false }
+    if (current.checksums.md5 !== undefined) return { updated: current.checksums.md5 === a.md5 }
+    return { updated: await store.addChecksums(a.container, a.name, a.etag, { md5: a.md5 }) }
   }
 
   async list (a: RpcArgs<'list'>): Promise<RpcResult<'list'>> {

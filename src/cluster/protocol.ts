@@ -43,6 +43,7 @@ const RPC_METHOD_SET: Record<RpcMethod, true> = {
   delete: true,
   locate: true,
   clean: true,
+  checksums: true,
   list: true,
   dirty: true,
   check: true,
@@ -226,6 +227,11 @@ function isRecord (v: unknown): v is Record<string, unknown> {
 
 function invalidMeta (why: string): CacheError {
   return new CacheError('CC_ERR_INVALID_INPUT', `Bad ${H_META}: ${why}`)
+}
+
+/** A Content-MD5 value: the base64 of 16 bytes (what the `checksums` RPC carries). */
+export function isBase64Md5 (v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9+/]{21}[AQgw]==$/.test(v)
 }
 
 // ---- errors ----------------------------------------------------------------

@@ -99,6 +99,12 @@ export interface PeerRpc {
   locate (a: { container: string, name: string, etag: string, lastModifiedMs: number, holders: string[] }): Promise<Record<string, never>>
   /** The writeback owner uploaded version `etag`: the copy here is clean too. */
   clean (a: { container: string, name: string, etag: string, upstreamEtag: string, md5?: string }): Promise<{ cleaned: boolean }>
+  /**
+   * The writer computed version `etag`'s MD5 after the acknowledgement (a large Put Blob sent
+   * without Content-MD5): the copy here records it too, as its Content-MD5 when it has none.
+   * `updated`: the copy here of that version carries this MD5 (false: no such copy, or another MD5).
+   */
+  checksums (a: { container: string, name: string, etag: string, md5: string }): Promise<{ updated: boolean }>
   /** The local entries of a container (dirty ones included), for a cluster listing. */
   list (a: { container: string, query: WireListQuery }): Promise<WireListPage>
   /** Dirty objects of `container` directly in directory `dir` (not deeper), other than `except`, last modified at or before `beforeMs`. */

@@ -20,12 +20,19 @@ interface Job {
  * costs ~1.6 CPU-seconds per GiB and caps a single upload at the speed of one
  * MD5 thread; here it runs one object at a time on the MD5 worker threads,
  * from the committed file, and lands on the object without changing its
- * etag. Until then reads return no Content-MD5 (never one not computed).
+ * etag (and, through `onComputed`, on the version's copies on other nodes).
+ * Until then reads return no Content-MD5 (never one not computed).
  */
 export class Md5Backfill {
   readonly #store: LocalStore
   readonly #onError: (err: unknown) => void
   readonly #queue: Job[] = []
+  /**
+   * Told each MD5 recorded, with the version as stored just after (its holders included), so
+   * that its other copies can record the same one. Set by the composition root once the
+   * cluster exists; a throw is reported like a failed job.
+   */
+  onComputed: ((meta: ObjectMeta, md5: string) => void) | undefined
   #running: Promise<void> | undefined
   #closed = false
   /** The read being hashed: closing stops it. */
@@ -81,7 +88,9 @@ export class Md5Backfill {
     const body = this.#body = this.#store.openRead(meta)
     try {
       const md5 = (await md5OfStream(body)).toString('base64')
-      await this.#store.addChecksums(job.container, job.name, job.etag, { md5 })
+      if (!await this.#store.addChecksums(job.container, job.name, job.etag, { md5 })) return
+      const stored = this.#store.head(job.container, job.name)
+      if (stored?.etag === job.etag) this.onComputed?.(stored, md5)
     } finally {
       this.#body = undefined
       body.destroy()

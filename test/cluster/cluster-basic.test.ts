@@ -11,16 +11,21 @@
  * - peer requests per operation stay O(1): after the writes each node made at most
  *   objects × (replicas - 1) `write` requests; a GET through a node without a copy costs at most
  *   3 peer requests (a `head`, a `read`), a HEAD at most 2;
+ * - a Put Blob over 8 MiB without Content-MD5 (its MD5 computed by the writer after the
+ *   acknowledgement) answers the same Content-MD5 through every node: each holder's copy records
+ *   the writer's MD5 (the `checksums` peer request, etag-guarded and idempotent);
  * - 5 nodes, replicas 3, ack local: copies reach 3 per object after the acknowledgement, and the
- *   same per-operation bounds hold with more nodes.
+ *   same per-operation bounds hold with more nodes; the background MD5 reaches all three copies.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import {
   CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
   ListObjectsV2Command, PutObjectCommand, UploadPartCommand, type S3Client
 } from '@aws-sdk/client-s3'
 import type { ContainerClient } from '@azure/storage-blob'
 import t, { type Test } from 'tap'
+import { createPeerClient } from '../../src/cluster/peer-client.js'
+import { isCacheError } from '../../src/errors.js'
 import { startCluster, type ClusterHandle } from '../helpers/cluster.js'
 import { KiB, MiB, blobService, readAll, s3Client } from '../helpers/tier-read.js'
 import type { GatewayHandle } from '../helpers/gateway.js'
@@ -142,6 +147,43 @@ async function nonHolder (c: ClusterHandle, name: string, writer: number): Promi
   const i = c.nodes.findIndex((_, k) => k !== writer && !h.includes(k))
   if (i < 0) throw new Error(`every node holds ${name}`)
   return i
+}
+
+/**
+ * Put Blobs over INLINE_MD5_MAX sent through A at once without Content-MD5: A computes their MD5s
+ * after the acknowledgement, one at a time, so some are known before their copies are placed and
+ * some after; either way every holder's copy gets it and Get Blob Properties through every node
+ * answers the MD5 of the bytes. Returns each name's holders (indices).
+ */
+async function md5ReachesEveryCopy (t: Test, c: ClusterHandle, names: string[], replicas: number): Promise<number[][]> {
+  const blobs = names.map((name) => ({ name, data: randomBytes(9 * MiB + 123) }))
+  const A = c.nodes[0] as GatewayHandle
+  await Promise.all(blobs.map(async (b) => { await blobService(A).getContainerClient(CONTAINER).getBlockBlobClient(b.name).uploadData(b.data) }))
+  const out: number[][] = []
+  for (const { name, data } of blobs) {
+    const want = createHash('md5').update(data).digest('base64')
+    // With ack local a node may not find the object until its copies are placed (a 404 for a moment).
+    const md5Through = async (gw: GatewayHandle): Promise<string | undefined> => {
+      const p = await blobService(gw).getContainerClient(CONTAINER).getBlobClient(name).getProperties()
+        .catch((e: { statusCode?: number }) => { if (e.statusCode === 404) return undefined; throw e })
+      return p?.contentMD5 === undefined ? undefined : Buffer.from(p.contentMD5).toString('base64')
+    }
+    // Polled as a whole: with ack local the copies are placed after the acknowledgement too.
+    const state = async (): Promise<{ through: Array<string | undefined>, holders: number[], copies: Array<{ md5?: string, contentMd5?: string }> }> => {
+      const through = await Promise.all(c.nodes.map(md5Through))
+      const holders = await c.holders(CONTAINER, name)
+      const copies = await Promise.all(holders.map(async (i) => await c.copyOn(i, CONTAINER, name)))
+      return { through, holders, copies: copies.map((m) => ({ md5: m?.checksums.md5, contentMd5: m?.content.contentMd5 })) }
+    }
+    const got = await until(`Content-MD5 of ${name} on every copy and through every node`, state,
+      (v) => v.holders.length === replicas && v.through.every((m) => m !== undefined) && v.copies.every((m) => m.md5 !== undefined), 10_000)
+    t.same(got.through, c.nodes.map(() => want), `${name}: Get Blob Properties through every node answers the MD5 of the bytes`)
+    t.ok(got.holders.includes(0), `${name}: the writer is one of the ${replicas} holders`)
+    t.same(got.copies, got.holders.map(() => ({ md5: want, contentMd5: want })), `${name}: every holder's copy records the MD5 and answers it as Content-MD5`)
+    out.push(got.holders)
+  }
+  t.ok(await c.peerRequests(0, 'checksums') >= 1, 'the writer sent the MD5s to the other holders (checksums requests)')
+  return out
 }
 
 /** The per-operation peer cost checks shared by both cluster sizes. */
@@ -271,6 +313,28 @@ t.test('3 nodes, replicas 2: written on A, read, listed and deleted anywhere', a
     const rest = objs.filter((o) => o !== local && o !== remote).map((o) => o.name).sort()
     t.same(await blobNames(blobService(B).getContainerClient(CONTAINER), 2), rest, 'B lists the rest')
   })
+
+  t.test('9 MiB Put Blobs without Content-MD5: every node answers the MD5 A computed after the acknowledgement', async (t) => {
+    const names = [0, 1, 2].map((r) => `run-1/step-300/__${r}_0.distcp`)
+    const [holders] = await md5ReachesEveryCopy(t, c, names, 2) as [number[]]
+    const name = names[0] as string
+    // The checksums request on its own, against a real holder other than the writer.
+    const replica = holders.find((i) => i !== 0) as number
+    const copy = await c.copyOn(replica, CONTAINER, name)
+    const want = copy?.checksums.md5 as string
+    const etag = copy?.etag as string
+    const other = createHash('md5').update('other').digest('base64')
+    const client = createPeerClient({ self: 'test-observer', secret: c.secret })
+    t.teardown(() => client.close())
+    const node = { id: c.ids[replica] as string, url: `http://127.0.0.1:${c.peerPorts[replica] as number}` }
+    t.same(await client.rpc(node, 'checksums', { container: CONTAINER, name, etag, md5: want }), { updated: true }, 'the same MD5 again: updated (idempotent)')
+    t.same(await client.rpc(node, 'checksums', { container: CONTAINER, name, etag: '"0x1"', md5: other }), { updated: false }, 'another version: not updated')
+    t.same(await client.rpc(node, 'checksums', { container: 'no-such-container', name, etag, md5: other }), { updated: false }, 'a container the node does not have: not updated')
+    t.same(await client.rpc(node, 'checksums', { container: CONTAINER, name, etag, md5: other }), { updated: false }, 'another MD5 does not replace the one held')
+    const bad = await client.rpc(node, 'checksums', { container: CONTAINER, name, etag, md5: 'not-an-md5' }).then(() => undefined, (e: unknown) => e)
+    t.ok(isCacheError(bad, 'CC_ERR_INVALID_INPUT'), 'an md5 that is not the base64 of 16 bytes: CC_ERR_INVALID_INPUT')
+    t.equal((await c.copyOn(replica, CONTAINER, name))?.checksums.md5, want, 'the copy still records the computed MD5')
+  })
 })
 
 t.test('5 nodes, replicas 3, ack local: three copies after the acknowledgement, the same per-operation costs', async (t) => {
@@ -291,4 +355,5 @@ t.test('5 nodes, replicas 3, ack local: three copies after the acknowledgement, 
     t.ok((await readAll((await blobService(c.nodes[i] as GatewayHandle).getContainerClient(CONTAINER).getBlobClient(o.name).download()).readableStreamBody)).equals(o.data), `${o.name} through ${c.ids[i] as string}: bytes equal`)
   }
   await checkCosts(t, c, objs, 3)
+  await md5ReachesEveryCopy(t, c, ['run-1/step-300/__0_0.distcp'], 3)
 })

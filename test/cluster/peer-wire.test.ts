@@ -29,6 +29,7 @@ const RESULTS: Record<RpcMethod, unknown> = {
   delete: { deleted: true },
   locate: {},
   clean: { cleaned: true },
+  checksums: { updated: true },
   list: { entries: [{ kind: 'prefix', name: 'a/' }], truncated: true },
   dirty: { count: 3 },
   check: { verdicts: ['current', 'stale', 'unknown'] },
@@ -44,6 +45,7 @@ const ARGS: Record<RpcMethod, unknown> = {
   delete: { container: 'c', name: 'n', etag: 'e1', mode: 'drop' },
   locate: { container: 'c', name: 'n', etag: 'e1', lastModifiedMs: 5, holders: ['n1'] },
   clean: { container: 'c', name: 'n', etag: 'e1', upstreamEtag: 'u1', md5: 'bWQ1' },
+  checksums: { container: 'c', name: 'dir/ü x', etag: 'e1', md5: '1B2M2Y8AsgTpgAmY7PhCfg==' },
   list: { container: 'c', query: { prefix: 'a', delimiter: '/', startAfter: 'a0', maxResults: 10 } },
   dirty: { container: 'c', dir: 'ckpt/', except: 'ckpt/.metadata', beforeMs: 99 },
   check: { items: [{ container: 'c', name: 'n', etag: 'e', lastModifiedMs: 1 }] },
@@ -80,6 +82,7 @@ class MemoryHandler implements PeerHandler {
   delete (a: unknown): Promise<never> { return this.#rpc('delete', a) }
   locate (a: unknown): Promise<never> { return this.#rpc('locate', a) }
   clean (a: unknown): Promise<never> { return this.#rpc('clean', a) }
+  checksums (a: unknown): Promise<never> { return this.#rpc('checksums', a) }
   list (a: unknown): Promise<never> { return this.#rpc('list', a) }
   dirty (a: unknown): Promise<never> { return this.#rpc('dirty', a) }
   check (a: unknown): Promise<never> { return this.#rpc('check', a) }
