@@ -138,7 +138,7 @@ export interface PeerHandler extends PeerRpc {
 export interface PeerClient {
   probe (url: string, opts?: { signal?: AbortSignal, timeoutMs?: number }): Promise<ProbeInfo>
   rpc<M extends RpcMethod> (node: NodeInfo, method: M, args: RpcArgs<M>, opts?: { signal?: AbortSignal, timeoutMs?: number }): Promise<RpcResult<M>>
-  /** Streams a replica: `open()` is called twice (once for the body digest, once for the body). */
+  /** Streams a replica read once from `source.open()`, its body signed chunk by chunk as it goes (chunk-signing.ts). */
   write (node: NodeInfo, meta: WireMeta, source: { open (): Readable }, opts?: { signal?: AbortSignal }): Promise<void>
   /** Reads a peer's copy; a 404 is CC_ERR_OBJECT_NOT_FOUND, another version than `etag` CC_ERR_CONDITION_NOT_MET. */
   read (node: NodeInfo, a: { container: string, name: string, range?: ByteRange, etag?: string, signal?: AbortSignal }): Promise<{ meta: WireMeta, range?: ByteRange, body: Readable }>
