@@ -36,27 +36,64 @@ function lengthPrefix (n: number): Buffer {
   return b
 }
 
-function startTag (key: Buffer, previous: Buffer, prefix: Buffer): Hmac {
-  return createHmac('sha256', key).update(previous).update(prefix)
+/**
+ * The frames of one body, one at a time: the payload pieces of the frame being built (none of
+ * them passed on yet) and its HMAC, which starts from the previous frame's tag.
+ */
+class FrameChain {
+  readonly #key: Buffer
+  #previous: Buffer
+  #hmac: Hmac | undefined
+  #pieces: Buffer[] = []
+  /** Payload length of the open frame, and bytes of it added so far. */
+  length = 0
+  filled = 0
+
+  constructor (key: Buffer, seed: Buffer) {
+    this.#key = key
+    this.#previous = seed
+  }
+
+  get open (): boolean {
+    return this.#hmac !== undefined
+  }
+
+  /** Opens the next frame, of `length` payload bytes. */
+  begin (length: number): void {
+    this.#hmac = createHmac('sha256', this.#key).update(this.#previous).update(lengthPrefix(length))
+    this.#pieces = []
+    this.length = length
+    this.filled = 0
+  }
+
+  add (piece: Buffer): void {
+    (this.#hmac as Hmac).update(piece)
+    this.#pieces.push(piece)
+    this.filled += piece.length
+  }
+
+  /** Closes the open frame: its pieces and its tag (which the next frame chains from). */
+  close (): { pieces: Buffer[], tag: Buffer } {
+    const tag = (this.#hmac as Hmac).digest()
+    const pieces = this.#pieces
+    this.#previous = tag
+    this.#hmac = undefined
+    this.#pieces = []
+    return { pieces, tag }
+  }
 }
 
 /** Frames and signs exactly `size` bytes (errors when its input is longer or shorter). */
 export class ChunkSigner extends Transform {
-  readonly #key: Buffer
+  readonly #frames: FrameChain
   readonly #size: number
-  #previous: Buffer
   #seen = 0
   /** Payload bytes sent in whole frames. */
   #framed = 0
-  /** The frame being filled: its pieces (none of it pushed yet) and its HMAC. */
-  #pieces: Buffer[] = []
-  #filled = 0
-  #hmac: Hmac | undefined
 
   constructor (key: Buffer, seed: Buffer, size: number) {
     super({ highWaterMark: CHUNK_SIZE })
-    this.#key = key
-    this.#previous = seed
+    this.#frames = new FrameChain(key, seed)
     this.#size = size
   }
 
@@ -66,16 +103,15 @@ export class ChunkSigner extends Transform {
       return
     }
     this.#seen += chunk.length
+    const f = this.#frames
     let at = 0
     while (at < chunk.length) {
-      const take = Math.min(chunk.length - at, this.#frameLength() - this.#filled)
-      const piece = at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take)
-      this.#hmac ??= startTag(this.#key, this.#previous, lengthPrefix(this.#frameLength()))
-      this.#hmac.update(piece)
-      this.#pieces.push(piece)
-      this.#filled += take
+      // Every frame but the last is CHUNK_SIZE.
+      if (!f.open) f.begin(Math.min(CHUNK_SIZE, this.#size - this.#framed))
+      const take = Math.min(chunk.length - at, f.length - f.filled)
+      f.add(at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take))
       at += take
-      if (this.#filled === this.#frameLength()) this.#emitFrame()
+      if (f.filled === f.length) this.#emitFrame()
     }
     cb()
   }
@@ -85,26 +121,18 @@ export class ChunkSigner extends Transform {
       cb(new CacheError('CC_ERR_INTERNAL', `A replica source yielded ${this.#seen} bytes, its size is ${this.#size}`))
       return
     }
-    this.#hmac = startTag(this.#key, this.#previous, lengthPrefix(0))
+    this.#frames.begin(0)
     this.#emitFrame()
     cb()
   }
 
-  /** The payload length of the frame being filled: every frame but the last is CHUNK_SIZE. */
-  #frameLength (): number {
-    return Math.min(CHUNK_SIZE, this.#size - this.#framed)
-  }
-
   #emitFrame (): void {
-    const tag = (this.#hmac as Hmac).digest()
-    this.push(lengthPrefix(this.#filled))
-    for (const p of this.#pieces) this.push(p)
+    const length = this.#frames.length
+    const { pieces, tag } = this.#frames.close()
+    this.push(lengthPrefix(length))
+    for (const p of pieces) this.push(p)
     this.push(tag)
-    this.#previous = tag
-    this.#framed += this.#filled
-    this.#pieces = []
-    this.#filled = 0
-    this.#hmac = undefined
+    this.#framed += length
   }
 }
 
@@ -114,24 +142,18 @@ export class ChunkSigner extends Transform {
  * that does not verify, is malformed, or when the body ends without its end frame.
  */
 export class ChunkVerifier extends Transform {
-  readonly #key: Buffer
+  readonly #frames: FrameChain
   readonly #size: number
-  #previous: Buffer
   /** Payload bytes passed on (verified). */
   #done = 0
   #state: 'length' | 'payload' | 'tag' | 'ended' = 'length'
   /** Bytes of the length prefix or tag being read. */
-  #small = Buffer.alloc(TAG_BYTES)
+  readonly #small = Buffer.alloc(TAG_BYTES)
   #smallFilled = 0
-  #want = 0
-  #pieces: Buffer[] = []
-  #filled = 0
-  #hmac: Hmac | undefined
 
   constructor (key: Buffer, seed: Buffer, size: number) {
     super({ highWaterMark: CHUNK_SIZE })
-    this.#key = key
-    this.#previous = seed
+    this.#frames = new FrameChain(key, seed)
     this.#size = size
   }
 
@@ -150,17 +172,15 @@ export class ChunkVerifier extends Transform {
   }
 
   #consume (chunk: Buffer): void {
+    const f = this.#frames
     let at = 0
     while (at < chunk.length) {
       if (this.#state === 'ended') throw refused('bytes after the end frame of a replica body')
       if (this.#state === 'payload') {
-        const take = Math.min(chunk.length - at, this.#want - this.#filled)
-        const piece = chunk.subarray(at, at + take)
-        ;(this.#hmac as Hmac).update(piece)
-        this.#pieces.push(piece)
-        this.#filled += take
+        const take = Math.min(chunk.length - at, f.length - f.filled)
+        f.add(chunk.subarray(at, at + take))
         at += take
-        if (this.#filled === this.#want) this.#startSmall('tag')
+        if (f.filled === f.length) this.#expect('tag')
         continue
       }
       const need = (this.#state === 'length' ? LENGTH_BYTES : TAG_BYTES) - this.#smallFilled
@@ -169,37 +189,32 @@ export class ChunkVerifier extends Transform {
       this.#smallFilled += take
       at += take
       if (take < need) continue
-      if (this.#state === 'length') this.#startFrame(this.#small.readUInt32BE(0))
+      if (this.#state === 'length') this.#beginFrame(this.#small.readUInt32BE(0))
       else this.#endFrame()
     }
   }
 
-  #startSmall (state: 'length' | 'tag'): void {
+  #expect (state: 'length' | 'tag'): void {
     this.#state = state
     this.#smallFilled = 0
   }
 
-  #startFrame (length: number): void {
-    const left = this.#size - this.#done
-    const expected = Math.min(CHUNK_SIZE, left)
+  #beginFrame (length: number): void {
+    const expected = Math.min(CHUNK_SIZE, this.#size - this.#done)
     if (length !== expected) throw refused(`a replica body frame of ${length} bytes where ${expected} were due`)
-    this.#want = length
-    this.#filled = 0
-    this.#pieces = []
-    this.#hmac = startTag(this.#key, this.#previous, lengthPrefix(length))
-    if (length === 0) this.#startSmall('tag')
+    this.#frames.begin(length)
+    if (length === 0) this.#expect('tag')
     else this.#state = 'payload'
   }
 
   #endFrame (): void {
-    const tag = (this.#hmac as Hmac).digest()
+    const length = this.#frames.length
+    const { pieces, tag } = this.#frames.close()
     if (!timingSafeEqual(tag, this.#small)) throw refused('a replica body frame does not match its signature')
-    this.#previous = tag
-    for (const p of this.#pieces) this.push(p)
-    this.#done += this.#want
-    this.#pieces = []
-    if (this.#want === 0) this.#state = 'ended'
-    else this.#startSmall('length')
+    for (const p of pieces) this.push(p)
+    this.#done += length
+    if (length === 0) this.#state = 'ended'
+    else this.#expect('length')
   }
 }
 
