@@ -128,6 +128,8 @@ export class StagedBlocks {
     for (const [hash, set] of [...this.#sets]) {
       if (![...set.blocks.values()].some((b) => b.stagedMs < cutoff)) continue
       await this.#lock.run(hash, async () => {
+        // A commit that held the lock may have taken these blocks into its object: not ours then.
+        if (this.#sets.get(hash) !== set) return
         for (const b of [...set.blocks.values()]) {
           if (b.stagedMs >= cutoff) continue
           set.blocks.delete(b.blockId)
