@@ -3,14 +3,20 @@
  * `node:http` requests to a gateway's peer port. Unsigned requests, requests signed with another
  * secret, a signed request whose body was changed and a replayed signed request are refused with
  * 403 CC_ERR_PEER_AUTH, change nothing, and are logged; a request signed with the cluster secret
- * is served. The secret never appears in a log line.
+ * is served. The secret never appears in a log line. A chunk-signed replica body with one byte
+ * changed is refused and stores nothing; the same body unchanged is stored.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import http from 'node:http'
 import t from 'tap'
 import { PeerSigner } from '../../src/cluster/auth.js'
+import { CHUNK_SIZE } from '../../src/cluster/chunk-signing.js'
+import { encodeWireMeta, H_META, objectPath } from '../../src/cluster/protocol.js'
+import type { WireMeta } from '../../src/cluster/types.js'
 import { startCluster } from '../helpers/cluster.js'
-import { blobService } from '../helpers/tier-read.js'
+import { blobService, readAll } from '../helpers/tier-read.js'
 
 const cluster = await startCluster({ nodes: 2 })
 t.teardown(() => cluster.stop())
@@ -20,7 +26,7 @@ interface Answer { status: number, body: string, json: { code?: string, message?
 
 async function peerRequest (method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
   return await new Promise<Answer>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(body.length) }) }, agent: false, timeout: 10_000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(body.length) }), ...headers }, agent: false, timeout: 10_000 }, (res) => {
       let text = ''
       res.setEncoding('utf8').on('data', (c: string) => { text += c }).on('end', () => {
         let json = {}
@@ -34,8 +40,29 @@ async function peerRequest (method: string, path: string, headers: Record<string
   })
 }
 
+/** A replica PUT of `data` as `container/name`, chunk-signed; `tamper` changes the framed bytes before they are sent. */
+async function replicaPut (signer: PeerSigner, container: string, name: string, data: Buffer, tamper: (framed: Buffer) => void = () => {}): Promise<Answer> {
+  const path = objectPath(container, name)
+  const { headers, body } = signer.signStreaming('PUT', path, data.length)
+  const parts: Buffer[] = []
+  await pipeline(Readable.from([data]), body, new Writable({ write (c: Buffer, _e, cb) { parts.push(c); cb() } }))
+  const framed = Buffer.concat(parts)
+  tamper(framed)
+  const now = Date.now()
+  const meta: WireMeta = {
+    container, name, size: data.length, etag: `0x8D${now}`, createdMs: now, lastModifiedMs: now,
+    content: { contentType: 'application/octet-stream' }, metadata: {}, checksums: {}, fromBlocks: false, holders: ['node1', 'node0']
+  }
+  return await peerRequest('PUT', path, { ...headers, [H_META]: encodeWireMeta(meta), 'content-type': 'application/octet-stream' }, framed)
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const refusals = (): number => (cluster.nodes[0]?.output().match(/"msg":"peer request refused"/g) ?? []).length
+/** Waits (at most 5 s) until `count` refusals are in node0's log. */
+async function logged (count: number): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (refusals() < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+}
 const containerExists = async (name: string): Promise<boolean> => await blobService(cluster.nodes[0]!).getContainerClient(name).exists()
 
 t.test('unsigned, wrongly signed, tampered and replayed peer requests are refused and logged; a signed one is served', async (t) => {
@@ -81,7 +108,9 @@ t.test('unsigned, wrongly signed, tampered and replayed peer requests are refuse
   t.equal(replayedCreate.status, 403, 'the createContainer replayed: 403')
   t.equal(await containerExists('allowed'), false, 'the replay did not create the deleted container again')
 
-  // Every refusal above is in the log, with its reason; the secret is in no line.
+  // Every refusal above is in the log, with its reason; the secret is in no line. (Log lines travel
+  // through the child's stdout, which may arrive after the answers.)
+  await logged(refusedBefore + 5)
   const out = cluster.nodes[0]!.output()
   t.equal(refusals() - refusedBefore, 5, 'five refusals logged')
   t.match(out, /"reason":"Peer request refused: missing authorization header"/)
@@ -92,4 +121,24 @@ t.test('unsigned, wrongly signed, tampered and replayed peer requests are refuse
 
   // The cluster kept working meanwhile: both nodes still see each other.
   t.equal((await cluster.waitLive(1, 2)).cluster?.nodes.length, 2)
+})
+
+t.test('a chunk-signed replica body with one byte changed stores nothing; unchanged it is stored', async (t) => {
+  const good = new PeerSigner({ node: 'node1', secret: cluster.secret })
+  const c = blobService(cluster.nodes[0]!).getContainerClient('replicas')
+  await c.createIfNotExists()
+  const data = randomBytes(2 * CHUNK_SIZE + 100)
+  const refusedBefore = refusals()
+  const tampered = await replicaPut(good, 'replicas', 'shard', data, (framed) => { framed[CHUNK_SIZE + 36 + 4 + 7] ^= 1 })
+  t.equal(tampered.status, 403, 'a changed byte in the second frame: 403')
+  t.equal(tampered.json.code, 'CC_ERR_PEER_AUTH')
+  await logged(refusedBefore + 1)
+  t.equal(refusals() - refusedBefore, 1, 'and logged')
+  t.match(cluster.nodes[0]!.output(), /frame does not match its signature/)
+  t.equal(await c.getBlobClient('shard').exists(), false, 'nothing was stored')
+
+  const stored = await replicaPut(good, 'replicas', 'shard', data)
+  t.equal(stored.status, 201, 'the same body unchanged: 201')
+  const back = await readAll((await c.getBlobClient('shard').download()).readableStreamBody)
+  t.ok(back.equals(data), 'the copy reads back byte for byte')
 })
