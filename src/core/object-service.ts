@@ -1,29 +1,27 @@
 import type { Readable } from 'node:stream'
 import type { NodeMetrics } from '../admin/metrics.js'
-import { CacheError, isCacheError } from '../errors.js'
-import type { ChunkObserver } from '../store/durable.js'
-import type { Ingested, LocalStore, StoreListPage } from '../store/local-store.js'
-import { exclusiveStart, mergePages, upstreamMeta } from './tier-listing.js'
+import { CacheError } from '../errors.js'
+import type { LocalStore, StoreListPage } from '../store/local-store.js'
+import type { ListQuery } from '../store/sorted-names.js'
+import { ingestBody, storedChecksums } from './body-ingest.js'
+import { appendedChecksums, crcsToCarry } from './checksum/append-checksums.js'
 import type { ObjectCluster } from './cluster-port.js'
+import { checkReadConditions, checkWriteConditions } from './conditions.js'
+import { ContainerService } from './container-service.js'
+import { INLINE_MD5_MAX, Md5Backfill } from './md5-backfill.js'
 import {
-  MAX_BLOCK_PUT, MAX_OBJECT_PUT, type AppendObjectInput, type BodyChecksums, type CommitBlocksInput, type ExpectedChecksums,
+  MAX_BLOCK_PUT, MAX_OBJECT_PUT, type AppendObjectInput, type BodyChecksums, type CommitBlocksInput,
   type PutObjectInput, type ReadResult, type StageBlockInput
 } from './object-inputs.js'
+import { exclusiveStart, mergePages } from './tier-listing.js'
 import type { ObjectTier } from './tier-port.js'
-import type { ListQuery } from '../store/sorted-names.js'
-import { appendedChecksums, crcsToCarry, type PartCrcs } from './checksum/append-checksums.js'
-import { isCombinableCrc, type CombinableCrc } from './checksum/crc-combine.js'
-import { Crc64 } from './checksum/crc64.js'
-import { createS3Hasher } from './checksum/s3-checksums.js'
-import { createMd5Hasher, type Md5Hasher } from './checksum/md5.js'
-import { checkReadConditions, checkWriteConditions } from './conditions.js'
-import { INLINE_MD5_MAX, Md5Backfill } from './md5-backfill.js'
-import { MAX_PARTS, partCount, type ByteRange, type Conditions, type ContainerMeta, type ContentHeaders, type ObjectChecksums, type ObjectMeta, type StagedBlock, type UserMetadata } from './types.js'
+import { MAX_PARTS, partCount, type ByteRange, type Conditions, type ContainerMeta, type ContentHeaders, type ObjectMeta, type StagedBlock, type UserMetadata } from './types.js'
 
 /**
- * Object semantics shared by the Blob and S3 front ends: containers,
- * single-shot and block writes with checksum verification, conditional
- * reads and writes, copy, listing. Knows nothing of HTTP or XML.
+ * Object semantics shared by the Blob and S3 front ends: containers (delegated to
+ * ContainerService), single-shot and block writes with checksum verification
+ * (the body's ingest in body-ingest.ts), conditional reads and writes, copy,
+ * listing. Knows nothing of HTTP or XML.
  */
 export class ObjectService {
   readonly store: LocalStore
@@ -31,6 +29,7 @@ export class ObjectService {
   readonly #tier: ObjectTier | undefined
   readonly #metrics: NodeMetrics | undefined
   readonly #cluster: ObjectCluster | undefined
+  readonly #containers: ContainerService
 
   constructor (store: LocalStore, backfill?: Md5Backfill, opts: { tier?: ObjectTier, metrics?: NodeMetrics, cluster?: ObjectCluster } = {}) {
     this.store = store
@@ -38,25 +37,18 @@ export class ObjectService {
     this.#tier = opts.tier
     this.#metrics = opts.metrics
     this.#cluster = opts.cluster
+    this.#containers = new ContainerService(store, { tier: opts.tier, cluster: opts.cluster })
   }
 
-  // ---- containers ----
+  // ---- containers (see ContainerService) ----
 
   /** Create Container / CreateBucket; in a cluster the other live nodes create it too. */
   async createContainer (name: string, metadata: UserMetadata): Promise<ContainerMeta> {
-    const cluster = this.#cluster
-    if (cluster === undefined) return await this.store.createContainer(name, metadata)
-    // Created on another node while this one was away: it exists.
-    if (this.store.getContainer(name) === undefined && await this.#adoptFromPeers(name)) throw new CacheError('CC_ERR_CONTAINER_EXISTS')
-    const meta = await this.store.createContainer(name, metadata)
-    await cluster.containerCreated(meta)
-    return meta
+    return await this.#containers.create(name, metadata)
   }
 
   getContainer (name: string): ContainerMeta {
-    const c = this.store.getContainer(name)
-    if (c === undefined) throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
-    return c
+    return this.#containers.get(name)
   }
 
   /**
@@ -65,56 +57,20 @@ export class ObjectService {
    * upstream holds blobs of is adopted first (a wiped or new node restoring a checkpoint).
    */
   async container (name: string, signal?: AbortSignal): Promise<ContainerMeta> {
-    await this.#adoptContainer(name, signal)
-    return this.getContainer(name)
+    return await this.#containers.resolve(name, signal)
   }
 
   listContainers (prefix?: string): ContainerMeta[] {
-    return this.store.listContainers(prefix)
+    return this.#containers.list(prefix)
   }
 
   setContainerMetadata (name: string, metadata: UserMetadata, conditions?: Conditions): Promise<ContainerMeta> {
-    return this.store.setContainerMetadata(name, metadata, (c) => checkWriteConditions(c, conditions))
+    return this.#containers.setMetadata(name, metadata, conditions)
   }
 
-  /**
-   * Delete Container / DeleteBucket. With a cloud tier the container's objects are removed from
-   * the upstream too (else they would stay there and the container would be adopted again on its
-   * next use): the cached container goes first (which cancels its pending uploads), then every
-   * upstream blob the listing shows, each If-Match its listed etag. A failure there (the upstream
-   * unreachable) fails the request after the local delete; a retry finishes the upstream part.
-   */
+  /** Delete Container / DeleteBucket, the upstream's objects too with a cloud tier (see ContainerService.delete). */
   async deleteContainer (name: string, conditions?: Conditions, requireEmpty = false): Promise<void> {
-    const tier = this.#tier
-    const cluster = this.#cluster
-    if (cluster !== undefined) {
-      await this.#adoptContainer(name)
-      // S3 DeleteBucket: objects other nodes hold count too.
-      if (requireEmpty && (await cluster.list(name, { maxResults: 1 }, { entries: [] })).entries.length > 0) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
-    }
-    if (tier === undefined) {
-      await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
-      await cluster?.containerDeleted(name)
-      return
-    }
-    await this.#adoptContainer(name)
-    if (requireEmpty) {
-      // S3 DeleteBucket: objects only the upstream holds count too.
-      const probe = await tier.listUpstream(name, { maxResults: 10 })
-      if (probe.entries.some((e) => e.kind === 'prefix' || !tier.writeback.deletePending(name, e.name))) throw new CacheError('CC_ERR_CONTAINER_NOT_EMPTY')
-    }
-    await this.store.deleteContainer(name, { precheck: (c) => checkWriteConditions(c, conditions), requireEmpty })
-    await cluster?.containerDeleted(name)
-    let startAfter: string | undefined
-    for (;;) {
-      const page = await tier.listUpstream(name, { maxResults: 1000, ...(startAfter === undefined ? {} : { startAfter }) })
-      for (const e of page.entries) {
-        if (e.kind === 'object') await tier.readThrough.deleteUpstream(upstreamMeta(name, e.name, e.props))
-      }
-      const last = page.entries[page.entries.length - 1]
-      if (!page.truncated || last === undefined) break
-      startAfter = last.name
-    }
+    await this.#containers.delete(name, conditions, requireEmpty)
   }
 
   // ---- reads ----
@@ -134,7 +90,7 @@ export class ObjectService {
   async lookup (container: string, name: string, conditions?: Conditions, signal?: AbortSignal): Promise<ObjectMeta> {
     const tier = this.#tier
     if (tier === undefined && this.#cluster === undefined) return this.head(container, name, conditions)
-    await this.#adoptContainer(container, signal)
+    await this.#containers.adopt(container, signal)
     this.getContainer(container)
     let meta = this.store.head(container, name)
     if (meta !== undefined) {
@@ -175,7 +131,7 @@ export class ObjectService {
     const tier = this.#tier
     const cluster = this.#cluster
     if (tier === undefined && cluster === undefined) return this.store.list(container, query)
-    await this.#adoptContainer(container, signal)
+    await this.#containers.adopt(container, signal)
     let local = this.store.list(container, query)
     if (cluster !== undefined) local = await cluster.list(container, query, local, signal)
     if (tier === undefined) return local
@@ -222,7 +178,7 @@ export class ObjectService {
     const wantMd5 = p.md5Etag === true || p.contentMd5 !== false
     // With a cloud tier the upload computes it (and records it), so it is not computed twice.
     const inlineMd5 = p.md5Etag === true || (wantMd5 && (p.size <= INLINE_MD5_MAX || (this.#backfill === undefined && this.#tier === undefined)))
-    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
+    const { data, checksums } = await ingestBody(this.store, p.body, p.size, MAX_OBJECT_PUT, inlineMd5, p.expect, p.signal)
     const content = { ...p.content }
     if (content.contentMd5 === undefined && checksums.md5 !== undefined) content.contentMd5 = checksums.md5.toString('base64')
     const meta = await this.store.commitObject(p.container, p.name, data, {
@@ -251,7 +207,7 @@ export class ObjectService {
     checkWriteConditions(before, p.conditions)
     if ((before?.size ?? 0) !== p.offset) throw new CacheError('CC_ERR_INVALID_WRITE_OFFSET', undefined, { detail: { size: before?.size ?? 0, offset: p.offset } })
     if (before !== undefined && partCount(before) >= MAX_PARTS) throw new CacheError('CC_ERR_TOO_MANY_PARTS')
-    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_OBJECT_PUT, false, p.expect, p.signal, crcsToCarry(before))
+    const { data, checksums } = await ingestBody(this.store, p.body, p.size, MAX_OBJECT_PUT, false, p.expect, p.signal, crcsToCarry(before))
     const meta = await this.store.appendObject(p.container, p.name, data, {
       offset: p.offset,
       write: (current) => current === undefined
@@ -274,7 +230,7 @@ export class ObjectService {
   async stageBlock (p: StageBlockInput): Promise<{ block: StagedBlock, checksums: BodyChecksums }> {
     // Staged blocks become dirty bytes at commit: the limit pushes back on the data, where clients retry cheaply.
     await this.#writable(p.container, p.size)
-    const { data, checksums } = await this.#ingest(p.body, p.size, MAX_BLOCK_PUT, p.md5 === true, p.expect, p.signal)
+    const { data, checksums } = await ingestBody(this.store, p.body, p.size, MAX_BLOCK_PUT, p.md5 === true, p.expect, p.signal)
     let blockId: string
     try {
       blockId = typeof p.blockId === 'string' ? p.blockId : p.blockId(checksums)
@@ -335,7 +291,7 @@ export class ObjectService {
    * writeback queue).
    */
   async deleteObject (container: string, name: string, conditions?: Conditions): Promise<ObjectMeta> {
-    await this.#adoptContainer(container)
+    await this.#containers.adopt(container)
     this.getContainer(container)
     const tier = this.#tier
     const cluster = this.#cluster
@@ -392,7 +348,7 @@ export class ObjectService {
 
   /** Before a write: the container exists (adopted from the upstream after a wiped cache), and the dirty limit admits `bytes` more. */
   async #writable (container: string, bytes: number): Promise<void> {
-    await this.#adoptContainer(container)
+    await this.#containers.adopt(container)
     this.getContainer(container)
     this.#tier?.writeback.admit(bytes)
   }
@@ -406,99 +362,12 @@ export class ObjectService {
     if (this.#tier?.mode === 'writethrough') await this.#tier.writeback.whenClean(meta.container, meta.name, meta.etag)
   }
 
-  /**
-   * A container the cache does not know but the upstream holds blobs of (a wiped or new node
-   * restoring a checkpoint) is created locally on first use.
-   */
-  async #adoptContainer (container: string, signal?: AbortSignal): Promise<void> {
-    const tier = this.#tier
-    if (this.store.getContainer(container) !== undefined) return
-    if (await this.#adoptFromPeers(container, signal)) return
-    if (tier === undefined) return
-    const probe = await tier.listUpstream(container, { maxResults: 1, ...(signal === undefined ? {} : { signal }) })
-    if (probe.entries.length === 0) throw new CacheError('CC_ERR_CONTAINER_NOT_FOUND')
-    try {
-      await this.store.createContainer(container, {})
-    } catch (err) {
-      if (!isCacheError(err, 'CC_ERR_CONTAINER_EXISTS')) throw err
-    }
-  }
-
-  /** A container another node knows is created here with its metadata. True when one was found. */
-  async #adoptFromPeers (container: string, signal?: AbortSignal): Promise<boolean> {
-    const known = await this.#cluster?.findContainer(container, signal)
-    if (known === undefined) return false
-    try {
-      await this.store.createContainer(container, known.metadata)
-    } catch (err) {
-      if (!isCacheError(err, 'CC_ERR_CONTAINER_EXISTS')) throw err
-    }
-    return true
-  }
-
   #existing (container: string, name: string): ObjectMeta {
     this.getContainer(container)
     const meta = this.store.head(container, name)
     if (meta === undefined) throw new CacheError('CC_ERR_OBJECT_NOT_FOUND')
     return meta
   }
-
-  /** `carry`: CRCs to compute besides the ones the client sent (an append carrying whole-object CRCs forward). */
-  async #ingest (body: Readable, size: number, max: number, alwaysMd5: boolean, expect: ExpectedChecksums | undefined, signal: AbortSignal | undefined, carry: CombinableCrc[] = []): Promise<{ data: Ingested, checksums: BodyChecksums }> {
-    if (size > max) throw new CacheError('CC_ERR_BODY_TOO_LARGE', undefined, { detail: { max } })
-    const md5: Md5Hasher | undefined = alwaysMd5 || expect?.md5 !== undefined ? createMd5Hasher() : undefined
-    const crc = expect?.crc64 !== undefined ? new Crc64() : undefined
-    const extra = expect?.additional === undefined ? undefined : createS3Hasher(expect.additional.algorithm)
-    const carried = carry.filter((a) => a !== extra?.algorithm).map((a) => createS3Hasher(a))
-    const observers: ChunkObserver[] = []
-    if (extra !== undefined) observers.push((chunk) => { extra.update(chunk) })
-    for (const h of carried) observers.push((chunk) => { h.update(chunk) })
-    if (md5 !== undefined) observers.push((chunk) => md5.update(chunk) ? undefined : md5.ready())
-    if (crc !== undefined) observers.push((chunk) => { crc.update(chunk) })
-    let data: Ingested
-    try {
-      data = await this.store.ingest({ body, expectedSize: size, maxSize: max, observers, ...(signal === undefined ? {} : { signal }) })
-    } catch (err) {
-      md5?.destroy()
-      throw err
-    }
-    const checksums: BodyChecksums = {}
-    try {
-      if (md5 !== undefined) checksums.md5 = await md5.digest()
-      if (crc !== undefined) checksums.crc64 = crc.digest()
-      if (expect?.md5 !== undefined && !expect.md5.equals(checksums.md5 as Buffer)) throw new CacheError('CC_ERR_MD5_MISMATCH')
-      if (expect?.crc64 !== undefined && !expect.crc64.equals(checksums.crc64 as Buffer)) throw new CacheError('CC_ERR_CRC64_MISMATCH')
-      if (extra !== undefined && expect?.additional !== undefined) {
-        const value = extra.digest()
-        const sent = expect.additional.value()
-        if (sent !== undefined && !sent.equals(value)) {
-          throw new CacheError('CC_ERR_CHECKSUM_MISMATCH', `The ${expect.additional.algorithm.toUpperCase()} you specified did not match the calculated checksum.`)
-        }
-        checksums.additional = { algorithm: extra.algorithm, value }
-      }
-      const crcs: PartCrcs = {}
-      for (const h of carried) crcs[h.algorithm as CombinableCrc] = h.digest()
-      if (checksums.additional !== undefined && isCombinableCrc(checksums.additional.algorithm)) crcs[checksums.additional.algorithm] = checksums.additional.value
-      if (Object.keys(crcs).length > 0) checksums.crcs = crcs
-    } catch (err) {
-      await this.store.discard(data)
-      throw err
-    }
-    return { data, checksums }
-  }
-}
-
-/** What a single-shot write stores of its body's checksums (Put Blob, PutObject, an append that creates the object). */
-function storedChecksums (checksums: BodyChecksums): ObjectChecksums {
-  const stored: ObjectChecksums = {
-    ...(checksums.md5 === undefined ? {} : { md5: checksums.md5.toString('base64') }),
-    ...(checksums.crc64 === undefined ? {} : { crc64: checksums.crc64.toString('base64') })
-  }
-  if (checksums.additional !== undefined) {
-    stored[checksums.additional.algorithm === 'md5' ? 'md5' : checksums.additional.algorithm] = checksums.additional.value.toString('base64')
-    stored.checksumType = 'FULL_OBJECT'
-  }
-  return stored
 }
 
 /** Content headers without the Content-MD5 property (it no longer describes the content). */
