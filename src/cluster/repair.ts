@@ -17,6 +17,7 @@ import { errText } from './cluster-objects.js'
 import type { ClusterMetrics } from './cluster-metrics.js'
 import type { Placement } from './placement.js'
 import type { CheckItem, DrainHandle, DrainProgress, Membership, NodeInfo } from './types.js'
+import { Timers } from '../timers.js'
 
 export interface RepairOptions {
   store: LocalStore
@@ -41,7 +42,7 @@ export class Repair {
   readonly #o: RepairOptions
   /** Objects waiting for a copy, by `container/name` (one job per name). */
   readonly #queue = new Map<string, Job>()
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #timers = new Timers()
   #active = 0
   #nextFreeMs = 0
   #closed = false
@@ -56,7 +57,7 @@ export class Repair {
   start (): void {
     this.#o.membership.onChange((ev) => {
       if (this.#closed) return
-      if (ev.type === 'down') this.#later(() => { if (!this.#o.placement.isLive(ev.node.id)) this.refillScan() }, this.#o.refillGraceMs)
+      if (ev.type === 'down') this.#timers.later(() => { if (!this.#o.placement.isLive(ev.node.id)) this.refillScan() }, this.#o.refillGraceMs)
       else if (ev.type === 'up') this.#announce(ev.node)
       else this.reconcile().catch((err) => this.#o.log.warn({ err: errText(err) }, 'cluster: reconcile failed'))
     })
@@ -68,7 +69,7 @@ export class Repair {
 
   /** A refill scan after the grace period (at start: nodes that are slow to come up are not lost). */
   scanLater (): void {
-    this.#later(() => { this.refillScan() }, this.#o.refillGraceMs)
+    this.#timers.later(() => { this.refillScan() }, this.#o.refillGraceMs)
   }
 
   /** A version with fewer holders than configured (a failed background copy). */
@@ -167,8 +168,7 @@ export class Repair {
 
   async close (): Promise<void> {
     this.#closed = true
-    for (const t of this.#timers) clearTimeout(t)
-    this.#timers.clear()
+    this.#timers.close()
     this.#queue.clear()
   }
 
@@ -229,7 +229,7 @@ export class Repair {
     } catch (err) {
       this.#o.log.warn({ err: errText(err), container: meta.container, name: meta.name, reason: job.reason }, 'cluster: a repair copy failed; retrying later')
       this.#drain?.settle(meta, false)
-      if (!isCacheError(err, 'CC_ERR_OBJECT_NOT_FOUND')) this.#later(() => { this.#enqueue(job) }, 1000)
+      if (!isCacheError(err, 'CC_ERR_OBJECT_NOT_FOUND')) this.#timers.later(() => { this.#enqueue(job) }, 1000)
     }
   }
 
@@ -238,7 +238,7 @@ export class Repair {
     const now = Date.now()
     const start = Math.max(now, this.#nextFreeMs)
     this.#nextFreeMs = start + (bytes / Math.max(1, this.#o.refillRate)) * 1000
-    if (start > now) await new Promise<void>((resolve) => { this.#later(resolve, start - now) })
+    if (start > now) await new Promise<void>((resolve) => { this.#timers.later(resolve, start - now) })
   }
 
   /** A node came up: where the objects it is home for live, when it holds no copy of them (one request per object). */
@@ -257,15 +257,6 @@ export class Repair {
         await objects.rpc(node, 'locate', { container: meta.container, name: meta.name, etag: meta.etag, lastModifiedMs: meta.lastModifiedMs, holders: meta.holders ?? [] }).catch(() => {})
       }
     })()
-  }
-
-  #later (fn: () => void, ms: number): void {
-    if (this.#closed) return
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      fn()
-    }, ms)
-    this.#timers.add(t)
   }
 }
 

@@ -38,6 +38,7 @@ import { WaiterSet } from './waiters.js'
 import { registerWritebackMetrics } from './writeback-metrics.js'
 import { WritebackWorker } from './writeback-worker.js'
 import type { Log } from '../log.js'
+import { Timers } from '../timers.js'
 
 export type WritebackLog = Pick<Log, 'info' | 'warn' | 'error'>
 
@@ -73,7 +74,7 @@ export class WritebackQueue implements Writeback {
   readonly #worker: WritebackWorker
   readonly #waiters = new WaiterSet()
   readonly #flushes = new Set<FlushTracker>()
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #timers = new Timers()
   /** Aborted by close(): upstream deletes in flight stop being waited for. */
   readonly #closing = new AbortController()
   #opened: Promise<void> | undefined
@@ -210,8 +211,7 @@ export class WritebackQueue implements Writeback {
       this.#closing.abort()
       this.#names.closed = true
       this.#deletes.closed = true
-      for (const t of this.#timers) clearTimeout(t)
-      this.#timers.clear()
+      this.#timers.close()
       this.#waiters.rejectAll(closedError())
       for (const f of this.#flushes) f.abandon()
       this.#flushes.clear()
@@ -315,7 +315,7 @@ export class WritebackQueue implements Writeback {
     const check = (): void => {
       const head = this.#o.store.head(meta.container, meta.name)
       if (head?.etag === meta.etag && tries < 12) {
-        this.#later(check, Math.min(1000, 5 * 2 ** tries++))
+        this.#timers.later(check, Math.min(1000, 5 * 2 ** tries++))
         return
       }
       if (head?.etag === meta.etag && head.dirty === true) this.#names.track(head)
@@ -325,7 +325,7 @@ export class WritebackQueue implements Writeback {
       }
       this.#settle(key)
     }
-    this.#later(check, 0)
+    this.#timers.later(check, 0)
   }
 
   /** Flushes count a name once nothing of it is dirty and no delete of it is pending (or to come: `deleteAfter`). */
@@ -334,15 +334,6 @@ export class WritebackQueue implements Writeback {
     if (s?.dirty === true || s?.upload?.deleteAfter === true || this.#deletes.has(key)) return
     this.#worker.forget(key)
     for (const f of this.#flushes) if (f.settle(key)) this.#flushes.delete(f)
-  }
-
-  #later (fn: () => void, ms: number): void {
-    if (this.#closed) return
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      fn()
-    }, ms)
-    this.#timers.add(t)
   }
 }
 
