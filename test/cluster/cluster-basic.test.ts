@@ -26,7 +26,7 @@ import type { ContainerClient } from '@azure/storage-blob'
 import t, { type Test } from 'tap'
 import { createPeerClient } from '../../src/cluster/peer-client.js'
 import { isCacheError } from '../../src/errors.js'
-import { startCluster, type ClusterHandle } from '../helpers/cluster.js'
+import { startCluster, until, type ClusterHandle } from '../helpers/cluster.js'
 import { KiB, MiB, blobService, readAll, s3Client } from '../helpers/tier-read.js'
 import type { GatewayHandle } from '../helpers/gateway.js'
 
@@ -118,18 +118,6 @@ const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
 
 async function totalObjects (c: ClusterHandle): Promise<number> {
   return sum(await Promise.all(c.nodes.map(async (_, i) => await c.objectsOn(i))))
-}
-
-/** Polls until `ok` holds (every 50 ms, at most `ms`); fails naming `what` with the last value. */
-async function until<T> (what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  let v = await get()
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    v = await get()
-  }
-  return v
 }
 
 /** Peer requests node `i` makes for one operation `op`, measured as the counter's delta (all ops). */

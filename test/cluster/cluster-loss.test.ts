@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import type { ContainerClient } from '@azure/storage-blob'
 import t from 'tap'
 import { order, placementKey } from '../../src/cluster/hrw.js'
-import { startCluster } from '../helpers/cluster.js'
+import { startCluster, until } from '../helpers/cluster.js'
 import type { GatewayHandle } from '../helpers/gateway.js'
 import { KiB, blobService, readAll } from '../helpers/tier-read.js'
 
@@ -55,17 +55,6 @@ function checkpoint (dir: string): Array<[string, Buffer]> {
 
 async function readThrough (gw: GatewayHandle, name: string): Promise<Buffer> {
   return await readAll((await container(gw).getBlobClient(name).download()).readableStreamBody)
-}
-
-async function until<T> (what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  let v = await get()
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    v = await get()
-  }
-  return v
 }
 
 t.test('B killed during a save: every acknowledged write reads through A and C; refill restores two copies', async (t) => {

@@ -21,7 +21,7 @@ import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob'
 import t, { type Test } from 'tap'
 import { order, placementKey } from '../../src/cluster/hrw.js'
 import { startAzurite } from '../helpers/azurite.js'
-import { startCluster } from '../helpers/cluster.js'
+import { startCluster, until } from '../helpers/cluster.js'
 import type { GatewayHandle } from '../helpers/gateway.js'
 import { KiB, azuriteBlobs, isCommit, isWrite, startUpstreamProxy, waitForStatus, type ProxiedRequest } from '../helpers/tier.js'
 import { blobService, flushUntilDone } from '../helpers/tier-read.js'
@@ -99,16 +99,15 @@ t.test('deleted through A while its owner\'s upload is on its way: no blob is le
   proxy.hold(upload)
   await container(gwA).getBlockBlobClient(name).uploadData(randomBytes(256 * KiB))
   await proxy.arrived(upload, 1)
-  const deadline = Date.now() + 15_000
-  while (proxy.held()[0]?.received !== true && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.equal(proxy.held()[0]?.received, true, `${ids[owner] as string}'s Put Blob has reached the proxy whole`)
+  const held = await until('the held Put Blob received whole', async () => proxy.held()[0], (r) => r?.received === true)
+  t.equal(held?.received, true, `${ids[owner] as string}'s Put Blob has reached the proxy whole`)
 
   // A records the delete and carries it out at once: Azurite has nothing of the name yet.
   await container(gwA).getBlobClient(name).delete()
   const deleteOf = (r: ProxiedRequest): boolean => r.op === 'DeleteBlob' && r.target === target
   await proxy.arrived(deleteOf, 1)
-  while (proxy.requests.find(deleteOf)?.answered === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.equal(proxy.requests.find(deleteOf)?.status, 404, 'the deleting node\'s Delete Blob came first: nothing to delete yet')
+  const deleted = await until('the Delete Blob answered', async () => proxy.requests.find(deleteOf), (r) => r?.answered !== undefined)
+  t.equal(deleted?.status, 404, 'the deleting node\'s Delete Blob came first: nothing to delete yet')
 
   // The owner's upload then commits (Azure may carry out a request whose sender gave up on it).
   proxy.release({ abandoned: 'forward' })
@@ -145,9 +144,8 @@ t.test('the owner of held uploads is killed: the other holders finish its upload
   for (let i = 0; i < 3; i++) {
     if (i === victim) continue
     const mine = (owned[i] as string[]).length
-    const deadline = Date.now() + 15_000
-    while ((await uploadsOk(i)) - (before[i] as number) < mine && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-    t.equal((await uploadsOk(i)) - (before[i] as number), mine, `${ids[i] as string} uploaded the ${mine} shards it owns, and only those`)
+    const uploaded = await until(`${ids[i] as string}'s uploads`, async () => (await uploadsOk(i)) - (before[i] as number), (n) => n >= mine)
+    t.equal(uploaded, mine, `${ids[i] as string} uploaded the ${mine} shards it owns, and only those`)
   }
   t.notOk(proxy.requests.some((r) => r.target === `${CONTAINER}/${dir}.metadata`), '.metadata waits while shards are dirty')
 

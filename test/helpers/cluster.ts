@@ -80,6 +80,18 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+/** Polls until `ok` holds (every 50 ms, at most `ms`); fails naming `what` with the last value. */
+export async function until<T> (what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms
+  let v = await get()
+  while (!ok(v)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    v = await get()
+  }
+  return v
+}
+
 /** How many nodes `s` shows live (itself included). */
 export function liveCount (s: StatusBody): number {
   return s.cluster?.nodes.filter((n) => n.live).length ?? 0
