@@ -1,19 +1,15 @@
-import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import t, { type Test } from 'tap'
 import { Metrics } from '../src/admin/metrics.js'
 import { formatBytes, formatDuration, progressBar, type FlushProgressLine } from '../src/admin/progress.js'
 import { createAdminServer } from '../src/admin/server.js'
-import type { CliIo } from '../src/cli/admin-client.js'
 import { flushCommand } from '../src/cli/flush.js'
 import { statusCommand } from '../src/cli/status.js'
 import type { StoreStats } from '../src/store/local-store.js'
 import type { FlushHandle, FlushProgress, Writeback, WritebackStatus } from '../src/upstream/types.js'
+import { captureIo, runCli } from './helpers/tier.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** A flush that moves only when the test says so, and tells the test each time the server reads it. */
 class FakeFlush implements FlushHandle {
@@ -123,35 +119,10 @@ async function closedPort (): Promise<number> {
   return port
 }
 
-/** Output streams for a command run in process; `tty` makes stdout look like a terminal. */
-function capture (tty: { isTTY: true, columns: number } | Record<string, never> = {}): CliIo & { out: () => string, err: () => string } {
-  let out = ''
-  let err = ''
-  const stdout = Object.assign(new Writable({ write (chunk: Buffer, _enc, cb) { out += chunk.toString(); cb() } }), tty)
-  const stderr = new Writable({ write (chunk: Buffer, _enc, cb) { err += chunk.toString(); cb() } })
-  return { stdout, stderr, out: () => out, err: () => err }
-}
-
-/** The test's environment minus anything that would configure the CLI behind its back. */
-function cleanEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CKPTCACHE_')))
-  return { ...env, ...extra }
-}
-
-/** Runs the real CLI with stdout and stderr on pipes (not a terminal). */
-function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  return new Promise(resolve => child.on('close', code => resolve({ code, stdout, stderr })))
-}
-
 t.test('flush --wait on a pipe: plain progress lines, a done line, exit 0', async t => {
   const { url, writeback } = await startAdmin(t)
   const started = writeback.started()
-  const cli = run(['flush', '--prefix', 'ckpt/step-1/', '--wait', '--admin', url])
+  const cli = runCli(['flush', '--prefix', 'ckpt/step-1/', '--wait', '--admin', url])
   const flush = await started
   const t0 = Date.now()
   await flush.readsMore(4)
@@ -180,13 +151,13 @@ t.test('flush --wait on a pipe: plain progress lines, a done line, exit 0', asyn
 t.test('flush without --wait: one line, exit 3 while going, 0 when already done', async t => {
   const { url, writeback } = await startAdmin(t)
   writeback.next = { objects: 2, bytes: 5 * 1024 ** 2 }
-  const going = await run(['flush', '--prefix', 'ckpt', '--admin', url])
+  const going = await runCli(['flush', '--prefix', 'ckpt', '--admin', url])
   t.equal(going.stderr, '')
   t.equal(going.code, 3)
   t.equal(going.stdout, 'flush ckpt: 0/2 objects, 0 B/5.00 MiB, 0 B/s, ETA unknown\n')
 
   writeback.next = { objects: 0, bytes: 0 }
-  const done = await run(['flush', '--admin', url])
+  const done = await runCli(['flush', '--admin', url])
   t.equal(done.code, 0)
   t.equal(done.stdout, 'flush everything: done, nothing was dirty\n')
   t.same(writeback.calls, [{ container: 'ckpt', prefix: undefined }, { container: undefined, prefix: undefined }])
@@ -195,7 +166,7 @@ t.test('flush without --wait: one line, exit 3 while going, 0 when already done'
 t.test('flush --wait: a failed flush exits 1 with its error', async t => {
   const { url, writeback } = await startAdmin(t)
   const started = writeback.started()
-  const cli = run(['flush', '--wait', '--admin', url])
+  const cli = runCli(['flush', '--wait', '--admin', url])
   const flush = await started
   await flush.readsMore(2)
   flush.fail('upstream unavailable after 8 retries')
@@ -206,7 +177,7 @@ t.test('flush --wait: a failed flush exits 1 with its error', async t => {
 
 t.test('flush in cache-only mode exits 1 with the reason', async t => {
   const { url } = await startAdmin(t, { cacheOnly: true })
-  const { code, stdout, stderr } = await run(['flush', '--wait', '--admin', url])
+  const { code, stdout, stderr } = await runCli(['flush', '--wait', '--admin', url])
   t.equal(code, 1)
   t.equal(stdout, '')
   t.equal(stderr, `ckptcache: flush of everything refused by ${url}: cache-only mode has no upstream to flush to\n`)
@@ -215,8 +186,8 @@ t.test('flush in cache-only mode exits 1 with the reason', async t => {
 t.test('an unreachable admin API exits 1 naming the URL and --admin', async t => {
   const port = await closedPort()
   const [flush, status] = await Promise.all([
-    run(['flush', '--wait', '--admin', `http://127.0.0.1:${port}`]),
-    run(['status'], { CKPTCACHE_ADMIN_PORT: String(port) })
+    runCli(['flush', '--wait', '--admin', `http://127.0.0.1:${port}`]),
+    runCli(['status'], { env: { CKPTCACHE_ADMIN_PORT: String(port) } })
   ])
   for (const r of [flush, status]) {
     t.equal(r.code, 1)
@@ -241,13 +212,13 @@ t.test('usage errors exit 2 naming the flag', async t => {
   ]
   // Each case in process (the command modules); two through the real CLI for the exit status.
   for (const [[command, ...args], env, message] of cases) {
-    const io = capture()
+    const io = captureIo()
     const code = command === 'flush' ? await flushCommand(args, env, io) : await statusCommand(args, env, io)
     t.equal(code, 2, String(message))
     t.equal(io.out(), '')
     t.match(io.err(), message)
   }
-  const spawned = await Promise.all([run(cases[0][0]), run(cases[5][0])])
+  const spawned = await Promise.all([runCli(cases[0][0]), runCli(cases[5][0])])
   spawned.forEach((r, i) => {
     t.equal(r.code, 2)
     t.equal(r.stdout, '')
@@ -257,7 +228,7 @@ t.test('usage errors exit 2 naming the flag', async t => {
 
 t.test('status: readable summary; --json the raw answer; the port from the environment', async t => {
   const { url, port, writeback } = await startAdmin(t)
-  const human = await run(['status'], { CKPTCACHE_ADMIN_PORT: String(port) })
+  const human = await runCli(['status'], { env: { CKPTCACHE_ADMIN_PORT: String(port) } })
   t.equal(human.stderr, '')
   t.equal(human.code, 0)
   t.equal(human.stdout, [
@@ -273,12 +244,12 @@ t.test('status: readable summary; --json the raw answer; the port from the envir
     ''
   ].join('\n'))
 
-  const json = await run(['status', '--json', '--admin', url])
+  const json = await runCli(['status', '--json', '--admin', url])
   t.equal(json.code, 0)
   t.same(JSON.parse(json.stdout), { mode: 'writeback', store: STATS, writeback: writeback.state })
 
   const co = await startAdmin(t, { cacheOnly: true })
-  const cacheOnly = await run(['status', '--admin', co.url.replace('http://', '')])
+  const cacheOnly = await runCli(['status', '--admin', co.url.replace('http://', '')])
   t.equal(cacheOnly.code, 0)
   t.equal(cacheOnly.stdout, 'mode:  cache-only (no upstream)\nstore: 13.0 GiB used of 2.00 TiB, 352 objects in 3 containers\n')
 })
@@ -286,7 +257,7 @@ t.test('status: readable summary; --json the raw answer; the port from the envir
 t.test('flush --wait on a terminal redraws one bar in place', async t => {
   const { url, writeback } = await startAdmin(t)
   writeback.next = { objects: 4, bytes: 4 * 1024 ** 2 }
-  const io = capture({ isTTY: true, columns: 72 })
+  const io = captureIo({ isTTY: true, columns: 72 })
   const started = writeback.started()
   const command = flushCommand(['--wait', '--admin', url], {}, io)
   const flush = await started

@@ -1,18 +1,14 @@
-import { spawn } from 'node:child_process'
-import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import t, { type Test } from 'tap'
 import { Metrics } from '../../src/admin/metrics.js'
 import { NO_CLUSTER_DRAIN_ERROR, createAdminServer, type AdminServer, type DrainProgressLine } from '../../src/admin/server.js'
-import type { CliIo } from '../../src/cli/admin-client.js'
 import { drainBar, drainCommand } from '../../src/cli/drain.js'
 import { statusCommand } from '../../src/cli/status.js'
 import type { ClusterStatus, DrainHandle, DrainProgress } from '../../src/cluster/types.js'
 import { CacheError } from '../../src/errors.js'
 import type { StoreStats } from '../../src/store/local-store.js'
+import { captureIo, ndjsonLines, runCli } from '../helpers/tier.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 
 /**
  * A drain over a fixed list of objects that hands one over per `step()`, and tells the test
@@ -129,46 +125,6 @@ async function startAdmin (t: Test, opts: { cluster?: boolean } = {}): Promise<{
   return { url: `http://127.0.0.1:${port}`, port, hook, server }
 }
 
-/** NDJSON lines of a response body as they arrive. */
-async function * lines (res: Response): AsyncGenerator<DrainProgressLine> {
-  let pending = ''
-  const decoder = new TextDecoder()
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true })
-    let nl: number
-    while ((nl = pending.indexOf('\n')) !== -1) {
-      yield JSON.parse(pending.slice(0, nl)) as DrainProgressLine
-      pending = pending.slice(nl + 1)
-    }
-  }
-  if (pending !== '') throw new Error(`unterminated line ${pending}`)
-}
-
-/** Output streams for a command run in process; `tty` makes stdout look like a terminal. */
-function capture (tty: { isTTY: true, columns: number } | Record<string, never> = {}): CliIo & { out: () => string, err: () => string } {
-  let out = ''
-  let err = ''
-  const stdout = Object.assign(new Writable({ write (chunk: Buffer, _enc, cb) { out += chunk.toString(); cb() } }), tty)
-  const stderr = new Writable({ write (chunk: Buffer, _enc, cb) { err += chunk.toString(); cb() } })
-  return { stdout, stderr, out: () => out, err: () => err }
-}
-
-/** The test's environment minus anything that would configure the CLI behind its back. */
-function cleanEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CKPTCACHE_')))
-  return { ...env, ...extra }
-}
-
-/** Runs the real CLI with stdout and stderr on pipes (not a terminal). */
-function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  return new Promise(resolve => child.on('close', code => resolve({ code, stdout, stderr })))
-}
-
 t.test('POST /drain streams NDJSON progress until a last line with done', async t => {
   const { url, hook } = await startAdmin(t)
   const res = await fetch(`${url}/drain`, { method: 'POST' })
@@ -177,7 +133,7 @@ t.test('POST /drain streams NDJSON progress until a last line with done', async 
   t.equal(res.headers.get('cache-control'), 'no-store')
   const drain = hook.current!
   const seen: DrainProgressLine[] = []
-  for await (const line of lines(res)) {
+  for await (const line of ndjsonLines<DrainProgressLine>(res)) {
     seen.push(line)
     // Each line the test reads moves the drain on by one object, until the last.
     if (!line.done && seen.length <= 3) drain.step()
@@ -198,7 +154,7 @@ t.test('POST /drain streams NDJSON progress until a last line with done', async 
   // A drain already done answers its last line at once; the hook hands out the same drain.
   const again = await fetch(`${url}/drain`, { method: 'POST' })
   const replay: DrainProgressLine[] = []
-  for await (const line of lines(again)) replay.push(line)
+  for await (const line of ndjsonLines<DrainProgressLine>(again)) replay.push(line)
   t.equal(replay.length, 1)
   t.match(replay[0], { handedObjects: 3, done: true })
   t.equal(hook.calls, 2)
@@ -208,7 +164,7 @@ t.test('POST /drain: a failing drain ends with its error; close() ends an open s
   const { url, hook } = await startAdmin(t)
   const res = await fetch(`${url}/drain`, { method: 'POST' })
   const drain = hook.current!
-  const it = lines(res)
+  const it = ndjsonLines<DrainProgressLine>(res)
   t.match((await it.next()).value, { done: false })
   drain.fail('no live peer has room for 2.00 GiB')
   let last: DrainProgressLine | undefined
@@ -217,7 +173,7 @@ t.test('POST /drain: a failing drain ends with its error; close() ends an open s
 
   const other = await startAdmin(t)
   const open = await fetch(`${other.url}/drain`, { method: 'POST' })
-  const openLines = lines(open)
+  const openLines = ndjsonLines<DrainProgressLine>(open)
   t.match((await openLines.next()).value, { done: false })
   const closing = other.server.close()
   const rest: DrainProgressLine[] = []
@@ -263,7 +219,7 @@ t.test('GET /status carries the cluster on a clustered node only', async t => {
 t.test('drain --wait on a pipe: plain progress lines, a done line, exit 0', async t => {
   const { url, hook } = await startAdmin(t)
   const started = hook.started()
-  const cli = run(['drain', '--wait', '--admin', url])
+  const cli = runCli(['drain', '--wait', '--admin', url])
   const drain = await started
   await drain.readsMore(4)
   drain.failOnce()
@@ -291,13 +247,13 @@ t.test('drain without --wait: one line and exit 3 while going, 0 when done; erro
   // Three commands at once, against three nodes: going then done; refused; failed.
   const [[going, done], refused, failed] = await Promise.all([
     (async () => {
-      const going = await run(['drain', '--admin-port', String(port)])
+      const going = await runCli(['drain', '--admin-port', String(port)])
       for (let i = 0; i < 3; i++) hook.current?.step()
-      return [going, await run(['drain'], { CKPTCACHE_ADMIN_PORT: String(port) })] as const
+      return [going, await runCli(['drain'], { env: { CKPTCACHE_ADMIN_PORT: String(port) } })] as const
     })(),
-    run(['drain', '--wait', '--admin', single.url]),
+    runCli(['drain', '--wait', '--admin', single.url]),
     (async () => {
-      const cli = run(['drain', '--wait', '--admin', failing.url])
+      const cli = runCli(['drain', '--wait', '--admin', failing.url])
       const drain = await failingStarted
       await drain.readsMore(2)
       drain.fail('peer gpu-3 refused the copy')
@@ -323,7 +279,7 @@ t.test('drain without --wait: one line and exit 3 while going, 0 when done; erro
 t.test('drain on a terminal redraws one bar in place', async t => {
   const { url, hook } = await startAdmin(t)
   hook.sizes = [1024 ** 2, 1024 ** 2, 1024 ** 2, 1024 ** 2]
-  const io = capture({ isTTY: true, columns: 72 })
+  const io = captureIo({ isTTY: true, columns: 72 })
   const started = hook.started()
   const command = drainCommand(['--wait', '--admin', url], {}, io)
   const drain = await started
@@ -357,19 +313,19 @@ t.test('drain usage errors exit 2', async t => {
     [['--wait=yes'], /^ckptcache: --wait takes no value\n$/]
   ]
   for (const [args, message] of cases) {
-    const io = capture()
+    const io = captureIo()
     t.equal(await drainCommand(args, {}, io), 2, String(message))
     t.equal(io.out(), '')
     t.match(io.err(), message)
   }
-  const spawned = await run(['drain', ...cases[0]![0]])
+  const spawned = await runCli(['drain', ...cases[0]![0]])
   t.equal(spawned.code, 2)
   t.match(spawned.stderr, cases[0]![1])
 })
 
 t.test('status shows the cluster: node, replicas, ack, refill and each node; --json carries it', async t => {
   const { url, port } = await startAdmin(t)
-  const human = await run(['status', '--admin', url])
+  const human = await runCli(['status', '--admin', url])
   t.equal(human.stderr, '')
   t.equal(human.code, 0)
   t.equal(human.stdout, [
@@ -385,13 +341,13 @@ t.test('status shows the cluster: node, replicas, ack, refill and each node; --j
     ''
   ].join('\n'))
 
-  const io = capture()
+  const io = captureIo()
   t.equal(await statusCommand(['--json', '--admin-port', String(port)], {}, io), 0)
   t.same((JSON.parse(io.out()) as { cluster: unknown }).cluster, CLUSTER)
 
   CLUSTER.draining = true
   t.teardown(() => { CLUSTER.draining = false })
-  const draining = capture()
+  const draining = captureIo()
   t.equal(await statusCommand(['--admin', url], {}, draining), 0)
   t.match(draining.out(), /^cluster: node gpu-2 \(draining\), 2 replicas, ack all$/m)
 })

@@ -6,6 +6,7 @@ import { createAdminServer, type AdminServer } from '../../src/admin/server.js'
 import type { FlushProgressLine } from '../../src/admin/progress.js'
 import type { StoreStats } from '../../src/store/local-store.js'
 import type { FlushHandle, FlushProgress, Writeback, WritebackStatus } from '../../src/upstream/types.js'
+import { ndjsonLines } from '../helpers/tier.js'
 
 /**
  * A stand-in for the writeback queue (the real one needs an upstream): its flushes move only
@@ -122,21 +123,6 @@ async function start (t: Test, opts: { cacheOnly?: boolean } = {}): Promise<Star
   return { url: `http://127.0.0.1:${port}`, server, metrics, writeback, ready, waitForLog: waitFor }
 }
 
-/** NDJSON lines of a response body as they arrive. */
-async function * lines (res: Response): AsyncGenerator<FlushProgressLine> {
-  let pending = ''
-  const decoder = new TextDecoder()
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true })
-    let nl: number
-    while ((nl = pending.indexOf('\n')) !== -1) {
-      yield JSON.parse(pending.slice(0, nl)) as FlushProgressLine
-      pending = pending.slice(nl + 1)
-    }
-  }
-  if (pending !== '') throw new Error(`unterminated line ${pending}`)
-}
-
 t.test('GET /metrics: text format 0.0.4 with HELP/TYPE, store gauges, labelled counters, escaped values', async t => {
   const { url, metrics } = await start(t)
   const node = createNodeMetrics(metrics)
@@ -216,7 +202,7 @@ t.test('POST /flush streams NDJSON progress until a last line with done', async 
 
   const got: FlushProgressLine[] = []
   let advanced = false
-  for await (const line of lines(res)) {
+  for await (const line of ndjsonLines<FlushProgressLine>(res)) {
     got.push(line)
     if (got.length === 1) {
       t.match(line, { objects: 4, bytes: 4000, cleanObjects: 0, cleanBytes: 0, done: false, etaS: null })
@@ -260,7 +246,7 @@ t.test('POST /flush: a failing flush ends with its error', async t => {
   const { url, writeback } = await start(t)
   const res = await fetch(`${url}/flush?prefix=ckpt`, { method: 'POST' })
   const got: FlushProgressLine[] = []
-  for await (const line of lines(res)) {
+  for await (const line of ndjsonLines<FlushProgressLine>(res)) {
     got.push(line)
     if (got.length === 1) writeback!.flushes[0].fail('upstream unavailable after 8 retries')
   }
@@ -271,7 +257,7 @@ t.test('POST /flush: a client that leaves stops the stream', async t => {
   const { url, waitForLog } = await start(t)
   const ac = new AbortController()
   const res = await fetch(`${url}/flush?prefix=ckpt/x`, { method: 'POST', signal: ac.signal })
-  const it = lines(res)
+  const it = ndjsonLines<FlushProgressLine>(res)
   t.match((await it.next()).value, { done: false })
   ac.abort()
   // Lines already received may still come out of the buffer; then the body fails.
@@ -283,7 +269,7 @@ t.test('POST /flush: a client that leaves stops the stream', async t => {
 t.test('close() ends an open flush stream with a last line', async t => {
   const { url, server } = await start(t)
   const res = await fetch(`${url}/flush`, { method: 'POST' })
-  const it = lines(res)
+  const it = ndjsonLines<FlushProgressLine>(res)
   t.match((await it.next()).value, { done: false })
   const closing = server.close()
   const rest: FlushProgressLine[] = []

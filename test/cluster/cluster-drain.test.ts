@@ -23,7 +23,7 @@ t.test('drain hands every object to two other nodes, then the node can go', asyn
   for (const [name, data] of objects) await container.getBlockBlobClient(name).uploadData(data)
   t.equal(await cluster.objectsOn(0), objects.size, 'the writer holds every object (local first)')
 
-  const run = await runCli(['drain', '--wait', '--admin', a.adminUrl], 60_000)
+  const run = await runCli(['drain', '--wait', '--admin', a.adminUrl], { timeoutMs: 60_000 })
   t.equal(run.code, 0, `drain --wait exits 0 (${run.stdout}${run.stderr})`)
   const last = run.stdout.trim().split('\n').pop() ?? ''
   t.match(last, /done|100/i, 'the last progress line says it is done')

@@ -16,8 +16,9 @@ import { spawn } from 'node:child_process'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, Writable, type Readable } from 'node:stream'
 import { BlobServiceClient } from '@azure/storage-blob'
+import type { CliIo } from '../../src/cli/admin-client.js'
 import type { StatusBody } from '../../src/cli/status.js'
 import type { FlushProgressLine } from '../../src/admin/progress.js'
 import { operationOf } from '../../src/upstream/azure-client.js'
@@ -347,10 +348,15 @@ export interface CliRun {
   printed (re: RegExp): Promise<void>
 }
 
-/** Runs `ckptcache <args>` from the sources with stdout and stderr on pipes (not a terminal). */
-export function startCli (args: string[], timeoutMs = 30_000): CliRun {
+/**
+ * Runs `ckptcache <args>` from the sources with stdout and stderr on pipes (not a terminal), in
+ * the test's environment minus anything that would configure it behind the test's back, plus `env`.
+ */
+export function startCli (args: string[], opts: { timeoutMs?: number, env?: NodeJS.ProcessEnv } = {}): CliRun {
+  const timeoutMs = opts.timeoutMs ?? 30_000
   const env = { ...process.env }
   for (const k of Object.keys(env)) if (k.startsWith('CKPTCACHE_')) delete env[k]
+  Object.assign(env, opts.env)
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'main.ts'), ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -376,6 +382,30 @@ export function startCli (args: string[], timeoutMs = 30_000): CliRun {
   }
 }
 
-export async function runCli (args: string[], timeoutMs?: number): Promise<CliResult> {
-  return await startCli(args, timeoutMs).done
+export async function runCli (args: string[], opts: { timeoutMs?: number, env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return await startCli(args, opts).done
+}
+
+/** Output streams for a command run in process; `tty` makes stdout look like a terminal. */
+export function captureIo (tty: { isTTY: true, columns: number } | Record<string, never> = {}): CliIo & { out: () => string, err: () => string } {
+  let out = ''
+  let err = ''
+  const stdout = Object.assign(new Writable({ write (chunk: Buffer, _enc, cb) { out += chunk.toString(); cb() } }), tty)
+  const stderr = new Writable({ write (chunk: Buffer, _enc, cb) { err += chunk.toString(); cb() } })
+  return { stdout, stderr, out: () => out, err: () => err }
+}
+
+/** The NDJSON lines of a response body (an admin API progress stream) as they arrive. */
+export async function * ndjsonLines<T> (res: Response): AsyncGenerator<T> {
+  let pending = ''
+  const decoder = new TextDecoder()
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true })
+    let nl: number
+    while ((nl = pending.indexOf('\n')) !== -1) {
+      yield JSON.parse(pending.slice(0, nl)) as T
+      pending = pending.slice(nl + 1)
+    }
+  }
+  if (pending !== '') throw new Error(`unterminated line ${pending}`)
 }
